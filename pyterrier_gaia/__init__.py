@@ -1,0 +1,44 @@
+"""pyterrier-gaia: carbon-frugal neural search for PyTerrier.
+
+Conventional use::
+
+    import pyterrier as pt, pyterrier_gaia as gaia
+
+Every public name is imported lazily on first use, so ``import pyterrier_gaia`` stays
+fast and imports none of torch, transformers or pyserini (PyTerrier also loads this
+module through its ``pyterrier.modules`` entry point, making it reachable as ``pt.gaia``).
+"""
+from importlib import import_module
+
+__version__ = "0.1.0"
+
+# public name -> "module:attribute" (or "module" for a sub-package)
+_API = {
+    "datasets": "pyterrier_gaia.datasets",
+    "LuceneIndex": "pyterrier_gaia.retrieval.lucene:LuceneIndex",
+    "BiEncoder": "pyterrier_gaia.encoders.bi_encoder:BiEncoder",
+    "CrossEncoder": "pyterrier_gaia.encoders.cross_encoder:CrossEncoder",
+    "ReRanker": "pyterrier_gaia.rankers.reranker:ReRanker",
+    "Metered": "pyterrier_gaia.energy.metered:Metered",
+    "meter": "pyterrier_gaia.energy.metered:meter",
+    "Ledger": "pyterrier_gaia.energy.ledger:Ledger",
+    "Experiment": "pyterrier_gaia.experiment:Experiment",
+}
+
+__all__ = sorted(_API) + ["__version__"]
+
+
+def __getattr__(name):
+    target = _API.get(name)
+    if target is None:
+        raise AttributeError(f"module 'pyterrier_gaia' has no attribute {name!r}")
+    module_name, _, attribute = target.partition(":")
+    value = import_module(module_name)
+    if attribute:
+        value = getattr(value, attribute)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return __all__
