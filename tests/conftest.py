@@ -1,0 +1,32 @@
+"""Shared fixtures: the test collections beside the repo, and one Vaswani Lucene index per session."""
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """``../shared/data``: Vaswani, Cranfield, CACM and Medline as distributed, each with PROVENANCE.txt."""
+    if not SHARED_DATA.is_dir():
+        pytest.fail(f"test collections not found at {SHARED_DATA} (CI clones the repo with shared/ beside it)")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def vaswani():
+    import pyterrier_gaia as gaia
+    return gaia.datasets.get("vaswani")
+
+
+@pytest.fixture(scope="session")
+def vaswani_index(tmp_path_factory, vaswani):
+    """A Lucene index of the embedded Vaswani collection, built once for the whole session."""
+    import pyterrier_gaia as gaia
+    index = gaia.LuceneIndex(tmp_path_factory.mktemp("indexes") / "vaswani")
+    return index.index(vaswani.get_corpus_iter())
