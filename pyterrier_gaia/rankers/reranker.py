@@ -1,0 +1,81 @@
+"""ReRanker: rescore a ranking's candidates with a neural encoder, optionally fused with the first stage."""
+import numpy as np
+import pandas as pd
+import pyterrier as pt
+
+from ..cost.counts import report
+
+
+class ReRanker(pt.Transformer):
+    """Rescores candidates (qid, query, docno, text) with ``encoder.score`` and re-ranks them.
+
+    With ``interpolate=α`` (0..1) the new score is ``α·s1 + (1−α)·s2``, where s1 is the input
+    ``score`` and s2 the neural score, each min-max normalised within the query (a query whose
+    scores are all equal gets 0 for that part). Made by ``encoder.reranker(...)``.
+    """
+
+    def __init__(self, encoder, batch_size=32, interpolate=None, verbose=False):
+        if interpolate is not None and not 0 <= interpolate <= 1:
+            raise ValueError(f"ReRanker: interpolate={interpolate!r}; expected a weight between 0 and 1 "
+                             f"(or None for the neural score alone)")
+        if batch_size < 1:
+            raise ValueError(f"ReRanker: batch_size={batch_size!r}; expected a positive integer")
+        self.encoder = encoder
+        self.batch_size = batch_size
+        self.interpolate = interpolate
+        self.verbose = verbose
+
+    @property
+    def precision(self) -> str:
+        """The precision the encoder runs at."""
+        return self.encoder.precision
+
+    def __repr__(self):
+        fused = "" if self.interpolate is None else f", interpolate={self.interpolate}"
+        return f"ReRanker({self.encoder!r}{fused})"
+
+    def _required(self):
+        return ["qid", "query", "docno", "text"] + (["score"] if self.interpolate is not None else [])
+
+    def transform_outputs(self, inp_cols):
+        self._check(inp_cols)
+        return list(inp_cols) + [c for c in ("score", "rank") if c not in inp_cols]
+
+    def _check(self, columns):
+        try:
+            pt.validate.columns(columns, includes=self._required(), context=self)
+        except pt.validate.InputValidationError as err:
+            missing = [c for c in self._required() if c not in columns]
+            hint = ""
+            if "text" in missing:
+                hint = ("; add the text with pt.text.get_text(index_or_dataset, 'text') before the "
+                        "re-ranker, or use a first stage that carries it, e.g. gaia.LuceneIndex(...).bm25()")
+            elif "score" in missing:
+                hint = "; interpolate= fuses with the first-stage score, so it needs a 'score' column"
+            raise pt.validate.InputValidationError(
+                f"{self!r}: input lacks column(s) {missing} (has {list(columns)}){hint}", err.modes) from None
+
+    def transform(self, inp: pd.DataFrame) -> pd.DataFrame:
+        self._check(list(inp.columns))
+        out = inp.copy()
+        if len(out) == 0:
+            out["score"] = pd.Series(dtype="float64")
+            return pt.model.add_ranks(out)
+        neural = self.encoder.score(out["query"].to_numpy(), out["text"].to_numpy(),
+                                    self.batch_size, self.verbose).astype("float64")
+        report(pairs=len(out))
+        if self.interpolate is None:
+            out["score"] = neural
+        else:
+            first = _minmax(out["qid"], out["score"].astype("float64"))
+            second = _minmax(out["qid"], pd.Series(neural, index=out.index))
+            out["score"] = self.interpolate * first + (1 - self.interpolate) * second
+        return pt.model.add_ranks(out).sort_values(["qid", "rank"], kind="stable").reset_index(drop=True)
+
+
+def _minmax(qids: pd.Series, scores: pd.Series) -> pd.Series:
+    """Scores scaled to 0..1 within each query; a query with equal scores gets 0."""
+    groups = scores.groupby(qids, sort=False)
+    low = groups.transform("min")
+    span = groups.transform("max") - low
+    return ((scores - low) / span.where(span > 0, np.inf)).fillna(0.0)
