@@ -146,10 +146,11 @@ class Encoder(abc.ABC):
     def score(self, queries, texts, batch_size=32, verbose=False):
         """Relevance score of each (queries[i], texts[i]) pair, as a float numpy array."""
 
-    def reranker(self, batch_size=32, interpolate=None, precision="fp32", verbose=False, **auto):
+    def reranker(self, batch_size=32, interpolate=None, precision=None, verbose=False, **auto):
         """A :class:`~pyterrier_gaia.rankers.reranker.ReRanker` that rescores candidates with this encoder.
 
-        ``precision`` is one of ``fp32 bf16 fp16 int8 nf4`` or ``"auto"``; ``"auto"`` takes
+        ``precision`` is one of ``fp32 bf16 fp16 int8 nf4``, ``"auto"``, or None for this
+        encoder's own (fp32 unless it was made at another); ``"auto"`` takes
         ``tolerance=``, ``validation=`` (candidates) and optionally ``qrels=`` (see
         :func:`~pyterrier_gaia.rankers.auto_precision.choose_precision`).
         """
@@ -164,5 +165,5 @@ class Encoder(abc.ABC):
             return ranker
         if auto:
             raise TypeError(f"{self._stage}.reranker: {', '.join(sorted(auto))} only apply to precision='auto'")
-        return ReRanker(self.at_precision(precision), batch_size, interpolate, verbose)
+        return ReRanker(self.at_precision(precision or self.precision), batch_size, interpolate, verbose)
 
