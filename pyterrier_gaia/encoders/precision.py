@@ -34,7 +34,7 @@ def runnable(device) -> list:
         names = ["fp32", "fp16"]
         if torch.cuda.is_bf16_supported():
             names.append("bf16")
-        if _bitsandbytes_importable():
+        if _bitsandbytes_installed():
             names += ["int8", "nf4"]
     else:
         names = ["fp32"]
@@ -111,9 +111,7 @@ def _cpu_has_bf16() -> bool:
     return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
 
-def _bitsandbytes_importable() -> bool:
-    try:
-        import bitsandbytes  # noqa: F401
-    except ImportError:
-        return False
-    return True
+def _bitsandbytes_installed() -> bool:
+    from importlib.util import find_spec
+
+    return find_spec("bitsandbytes") is not None
