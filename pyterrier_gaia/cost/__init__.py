@@ -1,1 +1,10 @@
+"""The hardware-independent cost model.
 
+- :mod:`.counts` -- operation counts that stages report (postings, FLOPs, weight bytes ...)
+- :mod:`.records` -- ledger records as the model reads them: which are usable, design matrices
+- :mod:`.fit` -- batch NNLS and EW-RLS (forgetting factor, outlier clipping, non-negative projection)
+- :mod:`.hardware` -- hardware profiles (peak FLOP/s per precision, bandwidth, TDP, idle power)
+- :mod:`.model` -- :class:`~pyterrier_gaia.cost.model.CostModel` (``gaia.CostModel``)
+
+Nothing heavy is imported here (scipy only when a model is fitted).
+"""
