@@ -23,6 +23,7 @@ _API = {
     "meter": "pyterrier_gaia.energy.metered:meter",
     "Ledger": "pyterrier_gaia.energy.ledger:Ledger",
     "Experiment": "pyterrier_gaia.experiment:Experiment",
+    "CostModel": "pyterrier_gaia.cost.model:CostModel", "hardware": "pyterrier_gaia.cost.hardware",
 }
 
 __all__ = sorted(_API) + ["__version__"]
