@@ -23,40 +23,55 @@ class EWRLS:
 
     ``forgetting`` (λ, 0 < λ <= 1) weights an observation ``t`` steps old by λ^t (λ = 1: ordinary
     least squares; about ``1 / (1 - λ)`` observations in its memory otherwise). ``clip`` (k) caps
-    each residual at k·σ before it moves the coefficients, σ being a running estimate of the
-    residual scale of that target (fed with the clipped residuals, so a lasting change of level
-    still gets through as σ grows); ``None`` turns clipping off. ``nonneg`` projects the
-    coefficients onto >= 0 after each update, which keeps every prediction monotone in every
-    feature.
+    each residual at k·σ before it moves the fit, σ being a running estimate of the residual scale
+    of that target (fed with the clipped residuals, so a lasting change of level still gets through
+    as σ grows); ``None`` turns clipping off.
 
-    Start it from a batch of observations with :meth:`fit` (exact least squares, or NNLS with
-    ``nonneg``); :meth:`update` then adds one observation at a time. With λ = 1, no clipping and
-    no projection, updating gives exactly the batch least-squares fit of all observations so far.
+    The recursion itself is the textbook unconstrained one (``theta_ls``, ``P``). With ``nonneg``
+    the coefficients in use, ``theta``, are its projection onto >= 0 after each update, taken in
+    the metric of the weighted information matrix ``R = Σ λ^t x xᵀ``: that is the exact
+    non-negative weighted least-squares fit of everything seen (NNLS after a batch), and it keeps
+    every prediction monotone in every feature. (Clipping the recursion's own coefficients at 0
+    instead makes it diverge on collinear counts such as FLOPs and layer-tokens.)
+
+    Start it from a batch of observations with :meth:`fit`; :meth:`update` adds one at a time.
+    With λ = 1, no clipping and no active constraint it gives exactly the batch least-squares fit
+    of all observations so far.
     """
 
-    def __init__(self, theta, P, sigma, weight, forgetting=1.0, clip=3.0, nonneg=True):
+    def __init__(self, theta_ls, P, R, sigma, weight, forgetting=1.0, clip=3.0, nonneg=True):
         if not 0 < forgetting <= 1:
             raise ValueError(f"EWRLS: forgetting={forgetting!r}; expected a factor in (0, 1]")
         if clip is not None and not clip > 0:
             raise ValueError(f"EWRLS: clip={clip!r}; expected a positive number of sigmas or None")
-        self.theta = np.array(theta, dtype=float)
+        self.theta_ls = np.array(theta_ls, dtype=float)
         self.P = np.array(P, dtype=float)
+        self.R = np.array(R, dtype=float)
         self.sigma = np.array(sigma, dtype=float)
         self.weight = float(weight)
         self.forgetting, self.clip, self.nonneg = float(forgetting), clip, bool(nonneg)
+        self.theta = self._project()
 
     @classmethod
     def fit(cls, X, Y, forgetting=1.0, clip=3.0, nonneg=True) -> "EWRLS":
-        """Start from a batch: coefficients by (non-negative) least squares, ``P = (XᵀX)⁺``, σ the
-        root-mean-square residual of each target."""
+        """Start from a batch: least squares (``theta`` is then the NNLS fit with ``nonneg``),
+        ``P = (XᵀX)⁺``, σ the root-mean-square residual of each target."""
         X, Y = np.asarray(X, dtype=float), _as_matrix(Y)
-        if nonneg:
-            theta = nnls(X, Y)
-        else:
-            theta = np.linalg.lstsq(X, Y, rcond=None)[0]
-        P = np.linalg.pinv(X.T @ X)
-        sigma = np.sqrt(np.mean((Y - X @ theta) ** 2, axis=0))
-        return cls(theta, P, sigma, len(X), forgetting, clip, nonneg)
+        theta_ls = np.linalg.lstsq(X, Y, rcond=None)[0]
+        R = X.T @ X
+        sigma = np.sqrt(np.mean((Y - X @ theta_ls) ** 2, axis=0))
+        return cls(theta_ls, np.linalg.pinv(R), R, sigma, len(X), forgetting, clip, nonneg)
+
+    def _project(self) -> np.ndarray:
+        """argmin over theta >= 0 of (theta - theta_ls)ᵀ R (theta - theta_ls), per target."""
+        if not self.nonneg or (self.theta_ls >= 0).all():
+            return self.theta_ls.copy()
+        from scipy.optimize import nnls as scipy_nnls
+
+        values, vectors = np.linalg.eigh((self.R + self.R.T) / 2)
+        root = np.sqrt(np.clip(values, 0, None))[:, None] * vectors.T       # rootᵀ root = R
+        return np.column_stack([scipy_nnls(root, root @ self.theta_ls[:, j])[0]
+                                for j in range(self.theta_ls.shape[1])])
 
     def predict(self, X) -> np.ndarray:
         """Predictions (rows x targets) for the rows of ``X``."""
@@ -64,27 +79,28 @@ class EWRLS:
 
     def update(self, x, y) -> np.ndarray:
         """Add one observation (feature vector ``x``, target vector ``y``); returns the residuals
-        as used (after clipping)."""
+        of the recursion as used (after clipping)."""
         x = np.asarray(x, dtype=float)
-        residual = np.asarray(y, dtype=float) - x @ self.theta
+        residual = np.asarray(y, dtype=float) - x @ self.theta_ls
         if self.clip is not None and self.weight >= len(x):
             bound = self.clip * self.sigma
             residual = np.where(bound > 0, np.clip(residual, -bound, bound), residual)
         Px = self.P @ x
         gain = Px / (self.forgetting + x @ Px)
-        self.theta += np.outer(gain, residual)
+        self.theta_ls += np.outer(gain, residual)
         self.P = (self.P - np.outer(gain, Px)) / self.forgetting
         self.P = (self.P + self.P.T) / 2
-        if self.nonneg:
-            np.maximum(self.theta, 0.0, out=self.theta)
+        self.R = self.forgetting * self.R + np.outer(x, x)
         self.weight = self.forgetting * self.weight + 1
         self.sigma = np.sqrt(self.sigma ** 2 + (residual ** 2 - self.sigma ** 2) / self.weight)
+        self.theta = self._project()
         return residual
 
     def state(self) -> dict:
         """A JSON-serialisable dict that ``EWRLS(**state)`` restores."""
-        return {"theta": self.theta.tolist(), "P": self.P.tolist(), "sigma": self.sigma.tolist(),
-                "weight": self.weight, "forgetting": self.forgetting, "clip": self.clip, "nonneg": self.nonneg}
+        return {"theta_ls": self.theta_ls.tolist(), "P": self.P.tolist(), "R": self.R.tolist(),
+                "sigma": self.sigma.tolist(), "weight": self.weight, "forgetting": self.forgetting,
+                "clip": self.clip, "nonneg": self.nonneg}
 
 
 def _as_matrix(Y) -> np.ndarray:
