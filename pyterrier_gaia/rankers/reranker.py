@@ -11,7 +11,8 @@ class ReRanker(pt.Transformer):
 
     With ``interpolate=α`` (0..1) the new score is ``α·s1 + (1−α)·s2``, where s1 is the input
     ``score`` and s2 the neural score, each min-max normalised within the query (a query whose
-    scores are all equal gets 0 for that part). Made by ``encoder.reranker(...)``.
+    scores are all equal gets 0 for that part). Made by ``encoder.reranker(...)``; with
+    ``precision="auto"``, ``precision_choice`` records what was chosen and why.
     """
 
     def __init__(self, encoder, batch_size=32, interpolate=None, verbose=False):
@@ -24,6 +25,7 @@ class ReRanker(pt.Transformer):
         self.batch_size = batch_size
         self.interpolate = interpolate
         self.verbose = verbose
+        self.precision_choice = None  # set when precision="auto" chose the precision
 
     @property
     def precision(self) -> str:
