@@ -1,0 +1,217 @@
+"""The ledger: an append-only, thread-safe list of metered calls, optionally mirrored to a JSONL file.
+
+One record per metered call (keys in :data:`RECORD_KEYS`). With a path, each record is appended
+to the file as one JSON line, in a single ``write`` to a file opened for appending, as soon as it
+is measured: a crash loses nothing already recorded, and several threads or processes can share
+one file without interleaving lines.
+"""
+import csv
+import json
+import os
+import platform
+import threading
+from pathlib import Path
+from typing import Iterable, List, Optional, Union
+
+import pandas as pd
+
+#: the keys of every record, in order (see docs/energy.md for their meaning and units)
+RECORD_KEYS = ("stage", "start", "queries", "qid", "docs", "wall_s", "cpu_s", "joules", "joules_by", "method",
+               "kwh", "gco2e", "water_l", "error", "counts", "sensing_s", "short_window", "constants")
+
+
+class Ledger:
+    """Records of metered calls: ``records``, :meth:`to_frame`, :meth:`summary`, CSV and YAML exports.
+
+    >>> ledger = gaia.Ledger("run.jsonl")    # in memory, and appended to run.jsonl record by record
+    >>> gaia.Ledger.load("run.jsonl").summary()
+
+    An existing file is appended to (its old records are not loaded; use :meth:`load`). A path that
+    cannot be written raises OSError here, before any work is metered.
+    """
+
+    def __init__(self, path: Union[str, os.PathLike, None] = None):
+        self.path = None if path is None else Path(path)
+        self._records: List[dict] = []
+        self._parents: List["Ledger"] = []
+        self._lock = threading.Lock()
+        if self.path is not None:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                os.close(os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644))
+            except OSError as error:
+                raise OSError(f"gaia.Ledger: cannot append records to {self.path}: {error}") from error
+
+    @classmethod
+    def coerce(cls, ledger) -> "Ledger":
+        """A Ledger from a Ledger, a path (str or PathLike), or None (a new in-memory ledger)."""
+        if isinstance(ledger, Ledger):
+            return ledger
+        if ledger is None or isinstance(ledger, (str, os.PathLike)):
+            return cls(ledger)
+        raise TypeError(f"gaia: ledger={ledger!r} ({type(ledger).__name__}); expected a gaia.Ledger, a path or None")
+
+    def append(self, record: dict) -> None:
+        """Add one record (and write it as one JSON line when the ledger has a path)."""
+        line = (json.dumps(record, default=_plain) + "\n").encode("utf-8")
+        with self._lock:
+            self._records.append(record)
+            if self.path is not None:
+                descriptor = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+                try:
+                    os.write(descriptor, line)
+                finally:
+                    os.close(descriptor)
+        for parent in self._parents:
+            parent.append(record)
+
+    def branch(self) -> "Ledger":
+        """A new in-memory ledger whose records are also appended to this one (to attribute a part's records)."""
+        child = Ledger()
+        child._parents.append(self)
+        return child
+
+    @property
+    def records(self) -> List[dict]:
+        """A copy of the list of records, oldest first."""
+        with self._lock:
+            return list(self._records)
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def __repr__(self):
+        return f"Ledger({str(self.path) if self.path else None!r}, records={len(self)})"
+
+    @classmethod
+    def load(cls, path: Union[str, os.PathLike]) -> "Ledger":
+        """An in-memory ledger with the records of a JSONL file (the file is not appended to)."""
+        ledger = cls()
+        with open(path, encoding="utf-8") as handle:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as error:
+                    raise ValueError(f"gaia.Ledger.load: {path} line {number} is not JSON ({error})") from None
+                if not isinstance(record, dict) or "stage" not in record or "joules" not in record:
+                    raise ValueError(f"gaia.Ledger.load: {path} line {number} is not a ledger record "
+                                     "(expected an object with 'stage' and 'joules')")
+                ledger._records.append(record)
+        return ledger
+
+    @classmethod
+    def merge(cls, *ledgers: Union["Ledger", str, os.PathLike]) -> "Ledger":
+        """An in-memory ledger with the records of all ``ledgers`` (Ledger objects or JSONL paths), by start time."""
+        records = []
+        for ledger in ledgers:
+            records.extend((ledger if isinstance(ledger, Ledger) else cls.load(ledger)).records)
+        merged = cls()
+        merged._records = sorted(records, key=lambda record: record.get("start", 0))
+        return merged
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per record, the columns of :data:`RECORD_KEYS` (dict columns kept as dicts)."""
+        records = self.records
+        extra = [key for record in records for key in record if key not in RECORD_KEYS]
+        return pd.DataFrame(records, columns=list(RECORD_KEYS) + list(dict.fromkeys(extra)))
+
+    def summary(self) -> pd.DataFrame:
+        """One row per stage (in order of first appearance): calls, queries, docs, J, J/q, gCO2e/q, ms/q, method...
+
+        Per-query figures divide a stage's totals by the queries its calls served (NaN when none did).
+        """
+        columns = ["calls", "queries", "docs", "wall_s", "cpu_s", "J", "J/q", "gCO2e/q", "ms/q", "method",
+                   "errors", "short_windows"]
+        frame = self.to_frame()
+        if frame.empty:
+            return pd.DataFrame(columns=columns, index=pd.Index([], name="stage"))
+        grouped = frame.groupby("stage", sort=False)
+        table = pd.DataFrame({
+            "calls": grouped.size(),
+            "queries": grouped["queries"].sum(),
+            "docs": grouped["docs"].sum(),
+            "wall_s": grouped["wall_s"].sum(),
+            "cpu_s": grouped["cpu_s"].sum(),
+            "J": grouped["joules"].sum(),
+        })
+        served = table["queries"].where(table["queries"] > 0)
+        table["J/q"] = table["J"] / served
+        table["gCO2e/q"] = grouped["gco2e"].sum() / served
+        table["ms/q"] = table["wall_s"] * 1000 / served
+        table["method"] = grouped["method"].agg(lambda methods: ",".join(dict.fromkeys(methods)))
+        table["errors"] = grouped["error"].agg(lambda errors: int(errors.notna().sum()))
+        table["short_windows"] = grouped["short_window"].agg(lambda flags: int(sum(map(bool, flags))))
+        return table[columns]
+
+    def to_csv(self, path: Union[str, os.PathLike]) -> None:
+        """Write one row per record; ``joules_by``, ``counts`` and ``constants`` become dotted columns."""
+        flat = pd.json_normalize(self.records, sep=".")
+        flat.to_csv(path, index=False, quoting=csv.QUOTE_MINIMAL)
+
+    def to_yaml(self, path: Union[str, os.PathLike, None] = None, tag: str = "pyterrier-gaia") -> str:
+        """An ir_metadata-style YAML document (platform, plus a ``resources`` section per stage); written to ``path`` if given.
+
+        ir_metadata (Breuer et al., SIGIR 2022) annotates run files with PRIMAD sections; energy is not
+        in its v0.1 schema, so it goes in an extra ``resources`` section. To annotate a run file,
+        prefix each line with ``# `` between ``# ir_metadata.start`` and ``# ir_metadata.end``.
+        """
+        import yaml
+
+        records = self.records
+        constants = next((record.get("constants") for record in records if record.get("constants")), {}) or {}
+        summary = self.summary()
+        stages = {}
+        for stage, row in summary.iterrows():
+            stages[str(stage)] = {key: _plain(value) for key, value in row.items()}
+        document = {
+            "schema-version": 0.1,
+            "tag": tag,
+            "platform": _platform(constants),
+            "resources": {
+                "energy": {
+                    "methods": sorted({record.get("method") for record in records if record.get("method")}),
+                    "joules": float(sum(record.get("joules") or 0 for record in records)),
+                    "gco2e": float(sum(record.get("gco2e") or 0 for record in records)),
+                    "constants": constants,
+                    "stages": stages,
+                },
+            },
+        }
+        text = yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
+        if path is not None:
+            Path(path).write_text(text, encoding="utf-8")
+        return text
+
+
+def _platform(constants: dict) -> dict:
+    """ir_metadata's platform section for this machine (CPU model and logical CPUs from the power profile)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    libraries = []
+    for package in ("pyterrier-gaia", "python-terrier", "codecarbon", "torch", "transformers", "pyserini"):
+        try:
+            libraries.append(f"{package}=={version(package)}")
+        except PackageNotFoundError:
+            continue
+    model = constants.get("model") or {}
+    cpu = {"model": model.get("cpu_model") or platform.processor() or "unknown",
+           "architecture": platform.machine(), "number of cores": model.get("logical_cpus") or os.cpu_count()}
+    return {"hardware": {"cpu": cpu},
+            "operating system": {"kernel": f"{platform.system()} {platform.release()}"},
+            "software": {"libraries": {"python": libraries}}}
+
+
+def _plain(value):
+    """A JSON/YAML-friendly version of numpy scalars and NaN (None)."""
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and value != value:
+        return None
+    return value if isinstance(value, (str, int, float, bool, type(None))) else str(value)
+
+
+def records_of(ledgers: Iterable[Ledger]) -> List[dict]:
+    """All records of several ledgers, in order."""
+    return [record for ledger in ledgers for record in ledger.records]

@@ -1,0 +1,168 @@
+"""The energy-wrapper operator: ``gaia.Metered`` meters one stage, ``gaia.meter`` every stage of a pipeline.
+
+A metered stage returns exactly what the stage returns; around each call it reads its sensors,
+the wall clock and the process CPU clock, opens an operation-count scope, and appends one record
+to its ledger. A call that raises is recorded with its error, and the exception propagates unchanged.
+"""
+import time
+import warnings
+from collections import Counter
+from typing import Callable, Optional
+
+import pandas as pd
+import pyterrier as pt
+from pyterrier._ops import Compose, Concatenate, FeatureUnion, SetIntersection, SetUnion, Sum
+
+from ..cost.counts import counting
+from .carbon import Grid
+from .ledger import Ledger
+from .sensors import method_of, resolve_sensors
+
+_NARY = (Compose, FeatureUnion)                             # built from *transformers
+_BINARY = (Sum, SetUnion, SetIntersection, Concatenate)     # built from (left, right)
+
+
+def default_name(stage: pt.Transformer) -> str:
+    """A stage's name in the ledger: a metered stage's own name, else its repr when short and free of
+    memory addresses, else its class name."""
+    if isinstance(stage, Metered):
+        return stage.name
+    text = repr(stage)
+    return text if len(text) <= 60 and " at 0x" not in text else type(stage).__name__
+
+
+class Metered(pt.Transformer):
+    """Meters a stage: same output, one ledger record per call (``transform`` and ``transform_iter``).
+
+    >>> rr = gaia.Metered(reranker, name="minilm-int8", ledger="run.jsonl")
+    >>> rr(candidates); rr.ledger.summary()
+
+    :param stage: any ``pt.Transformer``
+    :param name: the stage's name in the ledger (default: a short repr, else the class name)
+    :param sensors: ``"auto"`` (RAPL if readable, else the CPU power model; plus NVML if it sees a GPU),
+        ``"model"``, ``"rapl"``, ``"nvml"``, a sensor object, or a list of them
+    :param ledger: a :class:`~pyterrier_gaia.Ledger`, a JSONL path, or None (a new in-memory ledger)
+    :param carbon: a :class:`~pyterrier_gaia.energy.carbon.Grid`, a country code ("FRA"), an
+        intensity in gCO2e/kWh, or None (CodeCarbon's world average, PUE 1)
+    """
+
+    def __init__(self, stage, name: Optional[str] = None, sensors="auto", ledger=None, carbon=None):
+        if not isinstance(stage, pt.Transformer):
+            raise TypeError(f"gaia.Metered: expected a pt.Transformer to meter, got {type(stage).__name__} "
+                            f"{_short(stage)}; wrap functions with pt.apply and frames with pt.Transformer.from_df")
+        self.stage = stage
+        self.name = name if name is not None else default_name(stage)
+        self.sensors = resolve_sensors(sensors)
+        self.ledger = Ledger.coerce(ledger)
+        self.carbon = Grid.coerce(carbon)
+        self._method = method_of(self.sensors)
+        self._constants = {key: value for sensor in self.sensors for key, value in sensor.constants().items()}
+        self._constants["carbon"] = self.carbon.constants()
+
+    def transform(self, inp: pd.DataFrame) -> pd.DataFrame:
+        qids = inp["qid"].unique() if "qid" in inp.columns else ()
+        return self._call(self.stage.transform, inp, qids)
+
+    def transform_iter(self, inp: pt.model.IterDict) -> pt.model.IterDict:
+        rows = list(inp)
+        qids = list(dict.fromkeys(row["qid"] for row in rows if "qid" in row))
+        return self._call(lambda records: list(self.stage.transform_iter(records)), rows, qids)
+
+    def _call(self, call: Callable, inp, qids):
+        entered = time.perf_counter()
+        states = [sensor.begin() for sensor in self.sensors]
+        start = time.time()
+        scope = counting()
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        try:
+            with scope:
+                out = call(inp)
+        except BaseException as error:
+            wall1, cpu1 = time.perf_counter(), time.process_time()
+            try:
+                self._record(states, start, qids, 0, wall1 - wall0, cpu1 - cpu0, scope, error, wall0 - entered, wall1)
+            except OSError as write_error:  # the stage's own exception must reach the caller unchanged
+                warnings.warn(f"gaia.Metered({self.name}): the error record was not written: {write_error}")
+            raise
+        wall1, cpu1 = time.perf_counter(), time.process_time()
+        self._record(states, start, qids, len(out), wall1 - wall0, cpu1 - cpu0, scope, None, wall0 - entered, wall1)
+        return out
+
+    def _record(self, states, start, qids, docs, wall_s, cpu_s, scope, error, sensing_before, ended) -> None:
+        joules_by, short = {}, False
+        for sensor, state in zip(self.sensors, states):
+            reading, flagged = sensor.end(state, wall_s, cpu_s)
+            short = short or flagged
+            for component, value in reading.items():
+                joules_by[component] = joules_by.get(component, 0.0) + value
+        joules = sum(joules_by.values())
+        single = str(qids[0]) if len(qids) == 1 else None
+        record = {
+            "stage": self.name, "start": start, "queries": len(qids), "qid": single, "docs": int(docs),
+            "wall_s": wall_s, "cpu_s": cpu_s, "joules": joules, "joules_by": joules_by, "method": self._method,
+            **self.carbon.account(joules),
+            "error": None if error is None else f"{type(error).__name__}: {error}",
+            "counts": {name: _number(value) for name, value in scope.counts.items()},
+            "sensing_s": 0.0, "short_window": short, "constants": self._constants,
+        }
+        record["sensing_s"] = sensing_before + (time.perf_counter() - ended)
+        self.ledger.append(record)
+
+    def transform_inputs(self):
+        return pt.inspect.transformer_inputs(self.stage)
+
+    def transform_outputs(self, input_columns):
+        return pt.inspect.transformer_outputs(self.stage, input_columns)
+
+    def __repr__(self):
+        return f"Metered({self.stage!r}, name={self.name!r})"
+
+
+def meter(pipeline, ledger=None, sensors="auto", carbon=None) -> pt.Transformer:
+    """The same pipeline with every stage metered into one ledger (also at ``.ledger`` on the result).
+
+    Operators (``>>``, ``+``, ``**``, ``|``, ``&``, ``^``) are rebuilt around metered operands, so the
+    structure and results are unchanged; ``% k`` and ``* w`` are stages of their own. Stages are named
+    as by :class:`Metered`, with " #2", " #3"... on repeated names. An already metered stage keeps its
+    own ledger and is metered again into this one.
+    """
+    if not isinstance(pipeline, pt.Transformer):
+        raise TypeError(f"gaia.meter: expected a pt.Transformer pipeline, got {type(pipeline).__name__} "
+                        f"{_short(pipeline)}")
+    ledger, sensors, carbon = Ledger.coerce(ledger), resolve_sensors(sensors), Grid.coerce(carbon)
+    name = unique_names()
+    metered = rebuild(pipeline, lambda stage: Metered(stage, name(stage), sensors, ledger, carbon))
+    metered.ledger = ledger
+    return metered
+
+
+def unique_names(prefix: str = "") -> Callable[[pt.Transformer], str]:
+    """A namer giving each stage ``prefix + default_name(stage)``, with " #2", " #3"... on repeats."""
+    seen = Counter()
+
+    def name(stage: pt.Transformer) -> str:
+        base = prefix + default_name(stage)
+        seen[base] += 1
+        return base if seen[base] == 1 else f"{base} #{seen[base]}"
+    return name
+
+
+def rebuild(node: pt.Transformer, leaf: Callable[[pt.Transformer], pt.Transformer]) -> pt.Transformer:
+    """``node`` with each stage (a transformer that is not one of PyTerrier's operators) replaced by ``leaf(stage)``."""
+    if type(node) in _NARY:
+        return type(node)(*[rebuild(child, leaf) for child in node])
+    if type(node) in _BINARY:
+        return type(node)(rebuild(node.left, leaf), rebuild(node.right, leaf))
+    return leaf(node)
+
+
+def _number(value):
+    """A plain int or float from a count (numpy scalars included)."""
+    value = value.item() if hasattr(value, "item") else value
+    return value if isinstance(value, (int, float)) else float(value)
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
