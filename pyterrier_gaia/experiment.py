@@ -1,0 +1,167 @@
+"""``gaia.Experiment``: ``pt.Experiment`` with energy, carbon and the sensing method as columns.
+
+Every stage of every system is metered (as by :func:`gaia.meter`) and PyTerrier runs the
+experiment as usual; a system's energy is that of the records of its own stages. When PyTerrier
+shares a prefix between systems (``precompute_prefix=True``, or ``plan="tree"``), the prefix's
+stages are one metered object that runs once; each system that uses it is charged its energy once,
+as PyTerrier charges its time to each system's ``mrt``.
+"""
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import pandas as pd
+import pyterrier as pt
+from pyterrier._ops import Compose
+
+from .energy.carbon import Grid
+from .energy.ledger import Ledger
+from .energy.metered import Metered, rebuild, unique_names
+from .energy.sensors import resolve_sensors
+
+#: the columns gaia.Experiment adds to pt.Experiment's table of averages (and the per-query measures)
+ENERGY_COLUMNS = ("J/q", "gCO2e/q", "method")
+
+
+def Experiment(retr_systems, topics, qrels, eval_metrics, names: Optional[Sequence[str]] = None, *,
+               ledger=None, sensors="auto", carbon=None, **kwargs):
+    """``pt.Experiment`` plus, per system, ``J/q``, ``gCO2e/q`` and ``method`` measured during its own run.
+
+    Takes every argument of ``pt.Experiment`` (``perquery``, ``baseline``, ``correction``, ``batch_size``,
+    ``precompute_prefix``, ``plan``, ``highlight``, ``round``...), plus:
+
+    :param ledger: where the records of every metered stage go (a Ledger, a JSONL path, or None);
+        stages are named "SYSTEM / STAGE" ("A & B / STAGE" for a prefix shared by systems A and B)
+    :param sensors: as for :class:`gaia.Metered`
+    :param carbon: as for :class:`gaia.Metered`
+
+    With ``perquery``, the per-query table gains the measures ``J/q`` and ``gCO2e/q`` (each query's own
+    energy): systems then run one query per call (``batch_size=1``, the only batch size allowed).
+    Systems given as result frames ran before the experiment: their energy columns are NaN. An integer
+    ``round`` applies to the measures only; round the energy columns with ``round={"J/q": 3, ...}``.
+    """
+    if isinstance(retr_systems, dict):
+        names, systems = list(retr_systems), list(retr_systems.values())
+    elif isinstance(retr_systems, list):
+        systems = retr_systems
+        names = [str(system) for system in systems] if names is None else list(names)
+    else:
+        raise TypeError(f"gaia.Experiment: retr_systems must be a list or dict of transformers, "
+                        f"got {type(retr_systems).__name__}")
+    if len(names) != len(systems):
+        raise ValueError(f"gaia.Experiment: {len(names)} names for {len(systems)} systems")
+    perquery = kwargs.get("perquery", False)
+    if perquery:
+        if kwargs.get("batch_size") not in (None, 1):
+            raise ValueError(f"gaia.Experiment: perquery energy needs one query per call, got "
+                             f"batch_size={kwargs['batch_size']}; leave it unset (it becomes 1) or set it to 1")
+        kwargs["batch_size"] = 1
+    if isinstance(topics, str):
+        topics = pt.io.read_topics(topics)
+    if isinstance(qrels, str):
+        qrels = pt.io.read_qrels(qrels)
+    sharing = "tree" if kwargs.get("plan") == "tree" else "all" if kwargs.get("precompute_prefix") else "none"
+
+    ledger = Ledger.coerce(ledger)
+    metered, parts = _meter_systems(systems, names, sharing, ledger, resolve_sensors(sensors), Grid.coerce(carbon))
+    pt_systems = dict(zip(names, metered)) if isinstance(retr_systems, dict) else metered
+    result = pt.Experiment(pt_systems, topics, qrels, eval_metrics, names=names, **kwargs)
+
+    served = topics
+    if kwargs.get("filter_by_qrels"):
+        served = topics[topics["qid"].isin(qrels["qid"])]
+    energy = [_energy([record for part in own for record in part.records], served["qid"].nunique())
+              for own in parts]
+    if perquery == "both":
+        averages, per_query = result
+        return type(result)(_add_averages(averages, names, energy, kwargs.get("round")),
+                            _add_per_query(per_query, names, energy))
+    if perquery:
+        return _add_per_query(result, names, energy)
+    return _add_averages(result, names, energy, kwargs.get("round"))
+
+
+def _meter_systems(systems, names, sharing, ledger, sensors, carbon) -> Tuple[list, List[List[Ledger]]]:
+    """Metered copies of the systems, and for each system the ledgers of the parts it is charged for.
+
+    Parts are the positions of a system's ``>>`` chain. Equal positions are one metered object (and one
+    ledger) only where PyTerrier will run them once: the prefix common to all systems (``"all"``), or
+    any common prefix (``"tree"``); with ``"none"`` each system has its own.
+    """
+    chains = [None if isinstance(s, pd.DataFrame) else list(s) if type(s) is Compose else [s] for s in systems]
+    common = 0
+    if sharing == "all" and len(chains) > 1 and all(chain is not None for chain in chains):
+        while all(len(chain) > common and chain[common] == chains[0][common] for chain in chains):
+            common += 1
+
+    def key(i: int, j: int):
+        if sharing == "tree":
+            return tuple(chains[i][:j + 1])
+        return ("common", j) if j < common else (i, j)
+
+    owners: Dict[object, List[int]] = {}
+    for i, chain in enumerate(chains):
+        for j in range(len(chain or ())):
+            owners.setdefault(key(i, j), []).append(i)
+    namers, built, metered, parts = {}, {}, [], []
+    for i, chain in enumerate(chains):
+        if chain is None:
+            metered.append(systems[i])
+            parts.append([])
+            continue
+        for j, stage in enumerate(chain):
+            k = key(i, j)
+            if k not in built:
+                label = " & ".join(dict.fromkeys(names[owner] for owner in owners[k]))
+                name = namers.setdefault(label, unique_names(f"{label} / "))
+                branch = ledger.branch()
+                built[k] = branch, rebuild(stage, lambda leaf: Metered(leaf, name(leaf), sensors, branch, carbon))
+        own = [built[key(i, j)] for j in range(len(chain))]
+        metered.append(own[0][1] if len(own) == 1 else Compose(*[stage for _, stage in own]))
+        parts.append(list(dict.fromkeys(branch for branch, _ in own)))
+    return metered, parts
+
+
+def _energy(records: List[dict], queries: int) -> dict:
+    """A system's J/q, gCO2e/q and method from its records, and its per-query joules and grams."""
+    if not records:
+        return {"J/q": float("nan"), "gCO2e/q": float("nan"), "method": None, "by_qid": {}}
+    by_qid: Dict[str, List[float]] = {}
+    for record in records:
+        if record.get("qid") is not None:
+            totals = by_qid.setdefault(record["qid"], [0.0, 0.0])
+            totals[0] += record["joules"]
+            totals[1] += record["gco2e"]
+    return {"J/q": sum(r["joules"] for r in records) / queries, "gCO2e/q": sum(r["gco2e"] for r in records) / queries,
+            "method": ",".join(dict.fromkeys(r["method"] for r in records)), "by_qid": by_qid}
+
+
+def _add_averages(averages, names, energy, rounding):
+    """pt.Experiment's averages (frame, styled frame or dict) with the energy columns added."""
+    values = {column: [e[column] for e in energy] for column in ENERGY_COLUMNS}
+    if isinstance(rounding, dict):
+        for column in ("J/q", "gCO2e/q"):
+            if column in rounding:
+                values[column] = [round(v, rounding[column]) for v in values[column]]
+    if isinstance(averages, dict):
+        for i, name in enumerate(names):
+            averages[name].update({column: values[column][i] for column in ENERGY_COLUMNS})
+        return averages
+    styled = not isinstance(averages, pd.DataFrame)
+    frame = averages.data if styled else averages  # a pandas Styler when highlight= was given
+    for column in ENERGY_COLUMNS:
+        frame[column] = values[column]
+    if styled:
+        averages.highlight_min(subset=["J/q", "gCO2e/q"], props="font-weight: bold")
+    return averages
+
+
+def _add_per_query(per_query, names, energy):
+    """pt.Experiment's per-query results (long frame or nested dict) with each query's J/q and gCO2e/q."""
+    if isinstance(per_query, dict):
+        for sysid, e in enumerate(energy):
+            for qid, (joules, grams) in e["by_qid"].items():
+                per_query.setdefault(sysid, {}).setdefault(qid, {}).update({"J/q": joules, "gCO2e/q": grams})
+        return per_query
+    rows = [(names[sysid], qid, measure, value) for sysid, e in enumerate(energy)
+            for qid, totals in e["by_qid"].items() for measure, value in zip(("J/q", "gCO2e/q"), totals)]
+    extra = pd.DataFrame(rows, columns=["name", "qid", "measure", "value"])
+    return pd.concat([per_query, extra], ignore_index=True).sort_values(["name", "qid"], kind="stable")

@@ -1,0 +1,108 @@
+"""gaia.Experiment: pt.Experiment's table plus J/q, gCO2e/q and method, each system charged its own stages."""
+import warnings
+
+import pandas as pd
+import pyterrier as pt
+import pytest
+
+import pyterrier_gaia as gaia
+
+MEASURES = [pt.measures.nDCG @ 10, pt.measures.AP]
+
+
+@pytest.fixture(scope="module")
+def setting(vaswani_index, vaswani):
+    """Ten Vaswani topics, their qrels, and BM25 (top 50)."""
+    return vaswani_index.bm25(num_results=50), vaswani.get_topics().head(10), vaswani.get_qrels()
+
+
+def _counting(calls: list, label: str):
+    """A re-ranking stage that records the qids of each call with input (not PyTerrier's inspections), halving scores."""
+    def rescore(frame):
+        if len(frame):
+            calls.append((label, tuple(sorted(frame["qid"].unique()))))
+        return pt.model.add_ranks(frame.assign(score=frame["score"] / 2))
+    return pt.apply.generic(rescore)
+
+
+def _run(*args, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return gaia.Experiment(*args, **kwargs)
+
+
+def test_same_measures_as_pt_experiment_plus_energy_columns(setting):
+    bm25, topics, qrels = setting
+    systems = [bm25, bm25 % 5]
+    ledger = gaia.Ledger()
+    ours = _run(systems, topics, qrels, MEASURES, names=["BM25", "BM25 % 5"], ledger=ledger)
+    theirs = pt.Experiment(systems, topics, qrels, MEASURES, names=["BM25", "BM25 % 5"])
+    pd.testing.assert_frame_equal(ours.drop(columns=["J/q", "gCO2e/q", "method"]), theirs)
+    assert ours["method"].tolist() == [ledger.records[0]["method"]] * 2
+    for name, row in ours.set_index("name").iterrows():
+        own = [r for r in ledger.records if r["stage"].startswith(name + " / ")]
+        assert row["J/q"] == pytest.approx(sum(r["joules"] for r in own) / 10) and row["J/q"] > 0
+        assert row["gCO2e/q"] == pytest.approx(sum(r["gco2e"] for r in own) / 10)
+    assert ledger.summary().index.tolist() == ["BM25 / LuceneBM25", "BM25 % 5 / LuceneBM25", "BM25 % 5 / RankCutoff(5)"]
+
+
+@pytest.mark.parametrize("plan", [{"precompute_prefix": True}, {"plan": "tree", "verbose": False}])
+def test_shared_prefix_runs_once_and_is_charged_once_to_each_system(setting, plan):
+    bm25, topics, qrels = setting
+    calls = []
+    rerank = _counting(calls, "rerank")
+    first, second = bm25 % 20 >> rerank, bm25 % 20 >> _counting(calls, "other")
+    ledger = gaia.Ledger()
+    result = _run([first, second], topics, qrels, MEASURES, names=["one", "two"], ledger=ledger, **plan)
+    shared = [r for r in ledger.records if r["stage"].startswith("one & two / ")]
+    assert [r["stage"] for r in shared] == ["one & two / LuceneBM25", "one & two / RankCutoff(20)"]
+    assert [label for label, _ in calls] == ["rerank", "other"]
+    prefix_j = sum(r["joules"] for r in shared)
+    for name in ("one", "two"):
+        own = sum(r["joules"] for r in ledger.records if r["stage"].startswith(name + " / "))
+        assert result.set_index("name").loc[name, "J/q"] == pytest.approx((prefix_j + own) / 10)
+
+
+def test_perquery_energy_per_query(setting):
+    bm25, topics, qrels = setting
+    calls = []
+    ledger = gaia.Ledger()
+    averages, per_query = _run([bm25 % 10 >> _counting(calls, "r")], topics, qrels, MEASURES, names=["sys"],
+                               perquery="both", ledger=ledger)
+    assert sorted(qids for _, qids in calls) == sorted((qid,) for qid in topics["qid"])   # one query per call
+    energy = per_query[per_query.measure == "J/q"].set_index("qid")["value"]
+    assert sorted(energy.index) == sorted(topics["qid"])
+    for qid, joules in energy.items():
+        assert joules == pytest.approx(sum(r["joules"] for r in ledger.records if r["qid"] == qid))
+    assert averages.loc[0, "J/q"] == pytest.approx(energy.mean())
+    assert set(per_query.measure) == {"nDCG@10", "AP", "J/q", "gCO2e/q"}
+    with pytest.raises(ValueError, match="batch_size=5"):
+        _run([bm25], topics, qrels, MEASURES, perquery=True, batch_size=5)
+
+
+def test_baseline_correction_dict_systems_and_result_frames(setting):
+    bm25, topics, qrels = setting
+    run = bm25(topics)
+    result = _run({"bm25": bm25, "saved": run, "cut": bm25 % 3}, topics, qrels, MEASURES, baseline="bm25",
+                  correction="bonferroni", round={"J/q": 2})
+    assert {"AP p-value", "AP p-value corrected", "AP reject"} <= set(result.columns)
+    saved = result.set_index("name").loc["saved"]
+    assert pd.isna(saved["J/q"]) and pd.isna(saved["method"])
+    assert result.set_index("name").loc["cut", "J/q"] == round(result.set_index("name").loc["cut", "J/q"], 2)
+    as_dict = _run([bm25], topics, qrels, MEASURES, names=["bm25"], dataframe=False)
+    assert {"nDCG@10", "AP", "J/q", "gCO2e/q", "method"} <= set(as_dict["bm25"])
+
+
+def test_highlight_keeps_a_styled_table(setting):
+    bm25, topics, qrels = setting
+    styled = _run([bm25, bm25 % 3], topics, qrels, MEASURES, names=["a", "b"], highlight="bold")
+    assert {"J/q", "gCO2e/q", "method"} <= set(styled.data.columns)
+    assert "font-weight: bold" in styled.to_html()
+
+
+def test_bad_systems_argument(setting):
+    bm25, topics, qrels = setting
+    with pytest.raises(TypeError, match="list or dict"):
+        gaia.Experiment(bm25, topics, qrels, MEASURES)
+    with pytest.raises(ValueError, match="1 names for 2 systems"):
+        gaia.Experiment([bm25, bm25], topics, qrels, MEASURES, names=["x"])
