@@ -313,3 +313,12 @@ def test_ewrls_coefficients_stay_non_negative_whatever_it_sees(stream, forgettin
             warnings.simplefilter("error")   # no overflow or invalid values on the way
             rls.update([1.0, *x[1:]], [y])
         assert (rls.theta >= 0).all()
+
+
+def test_a_count_proportional_to_another_is_left_out():
+    records = [{**r, "counts": {**r["counts"], "weight_bytes": r["counts"]["forward_passes"] * 1000}}
+               for r in encoder_ledger()]      # one precision: every pass reads the same weights
+    model = gaia.CostModel.calibrate(records, hardware=None)
+    assert "weight_bytes" in model._stages["minilm"].features
+    assert "forward_passes" not in model._stages["minilm"].features
+    assert model.r2(records) > 0.99

@@ -107,7 +107,8 @@ class CostModel:
         ``wall_s`` and ``joules`` on its counts plus an intercept per call.
 
         ``features``: the count names to use (default: every count a stage reports that is not
-        always zero). ``sample``: calibrate from a fraction (0 < float <= 1) or a number (int) of
+        always zero; a count exactly proportional to an earlier one, or constant, is left out).
+        ``sample``: calibrate from a fraction (0 < float <= 1) or a number (int) of
         each stage's records, drawn with ``seed``. ``hardware``: the profile name of the machine
         the ledger was measured on (``"auto"``: :func:`hardware.local`, None: unknown), needed for
         what-if predictions. ``forgetting`` (λ) and ``clip`` (k, in σ) govern :meth:`update`.
@@ -130,13 +131,13 @@ class CostModel:
         stages = {}
         for name, records in groups.items():
             names = rec.feature_names(records, features)
-            records = rec.with_counts(records, names, where, name)
-            records = _sample(records, sample, rng, where)
+            records = _sample(rec.with_counts(records, names, where, name), sample, rng, where)
             needed = 1 + len(names)
             if len(records) < needed:
                 raise ValueError(f"{where}: stage {name!r} has {len(records)} usable records, but fitting "
                                  f"{needed} coefficients ({', '.join([rec.CALLS, *names])}) needs at least "
                                  f"{needed}; meter more calls" + (" or sample more of them" if sample else ""))
+            names = rec.independent(records, names)
             stages[name] = _Stage.fit(records, names, forgetting, clip)
         return cls(stages, hardware)
 

@@ -89,6 +89,19 @@ def with_counts(records: Sequence[dict], features: Sequence[str], where: str, st
     return kept
 
 
+def independent(records: Sequence[dict], features: Sequence[str]) -> List[str]:
+    """``features`` without those whose column is exactly proportional to an earlier one or to the
+    calls column (e.g. ``forward_passes`` when every pass reads the same ``weight_bytes``): such a
+    count adds nothing a fit could tell apart, and the earlier name is kept."""
+    X = design(records, features)
+    kept = [0]
+    for j in range(1, X.shape[1]):
+        column = X[:, j]
+        if not any(np.allclose(column * X[:, k].sum(), X[:, k] * column.sum(), rtol=1e-9, atol=0) for k in kept):
+            kept.append(j)
+    return [features[j - 1] for j in kept[1:]]
+
+
 def design(records: Sequence[dict], features: Sequence[str]) -> np.ndarray:
     """The design matrix: a column of ones (:data:`CALLS`), then one column per count."""
     return np.array([[1.0, *(float(counts_of(r)[f]) for f in features)] for r in records]).reshape(-1, 1 + len(features))
