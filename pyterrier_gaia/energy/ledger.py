@@ -53,10 +53,10 @@ class Ledger:
 
     def append(self, record: dict) -> None:
         """Add one record (and write it as one JSON line when the ledger has a path)."""
-        line = (json.dumps(record, default=_plain) + "\n").encode("utf-8")
         with self._lock:
             self._records.append(record)
             if self.path is not None:
+                line = (json.dumps(record, default=_plain) + "\n").encode("utf-8")
                 descriptor = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
                 try:
                     os.write(descriptor, line)

@@ -60,7 +60,7 @@ class Metered(pt.Transformer):
         self._constants["carbon"] = self.carbon.constants()
 
     def transform(self, inp: pd.DataFrame) -> pd.DataFrame:
-        qids = inp["qid"].unique() if "qid" in inp.columns else ()
+        qids = inp["qid"].unique().tolist() if "qid" in inp.columns else []
         return self._call(self.stage.transform, inp, qids)
 
     def transform_iter(self, inp: pt.model.IterDict) -> pt.model.IterDict:

@@ -74,8 +74,11 @@ _PAGE_BYTES = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 def resident_gib() -> float:
     """This process's resident set size in GiB (/proc/self/statm, else psutil)."""
     try:
-        with open("/proc/self/statm", "rb") as statm:
-            return int(statm.read().split()[1]) * _PAGE_BYTES / 2 ** 30
+        descriptor = os.open("/proc/self/statm", os.O_RDONLY)
+        try:
+            return int(os.read(descriptor, 128).split()[1]) * _PAGE_BYTES / 2 ** 30
+        finally:
+            os.close(descriptor)
     except OSError:
         import psutil
         return psutil.Process().memory_info().rss / 2 ** 30
