@@ -182,3 +182,12 @@ def test_resolve_sensors():
         resolve_sensors("gpu")
     with pytest.raises(TypeError, match="sensors=42"):
         resolve_sensors(42)
+
+
+def test_rapl_sensor_survives_pickling(powercap):
+    import pickle
+    root, zones = powercap
+    copy = pickle.loads(pickle.dumps(RaplSensor(root)))
+    state = copy.begin()
+    _set(zones["pkg0"], 5_000_000 + 1_000_000)
+    assert copy.end(state, wall_s=1.0, cpu_s=1.0)[0]["cpu"] == pytest.approx(1.0)

@@ -120,3 +120,15 @@ def test_csv_and_ir_metadata_yaml_exports(tmp_path):
     assert energy["joules"] == pytest.approx(sum(r["joules"] for r in ledger.records))
     assert set(energy["stages"]) == {"fast", "slow"}
     assert energy["stages"]["slow"]["J/q"] == pytest.approx(ledger.summary().loc["slow", "J/q"])
+
+
+def test_a_pickled_metered_stage_appends_to_the_same_file(tmp_path):
+    import pickle
+    path = tmp_path / "run.jsonl"
+    stage = gaia.Metered(pt.Transformer.from_df(pd.DataFrame({"qid": ["1"], "docno": ["d"], "score": [1.0]})),
+                         name="copied", ledger=path)
+    copy = pickle.loads(pickle.dumps(stage))
+    copy(TOPICS)
+    stage(TOPICS)
+    assert len(copy.ledger) == len(stage.ledger) == 1
+    assert [r["stage"] for r in gaia.Ledger.load(path).records] == ["copied", "copied"]

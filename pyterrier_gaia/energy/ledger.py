@@ -11,16 +11,18 @@ import os
 import platform
 import threading
 from pathlib import Path
-from typing import Iterable, List, Optional, Union
+from typing import List, Union
 
 import pandas as pd
+
+from .pickling import LockedState
 
 #: the keys of every record, in order (see docs/energy.md for their meaning and units)
 RECORD_KEYS = ("stage", "start", "queries", "qid", "docs", "wall_s", "cpu_s", "joules", "joules_by", "method",
                "kwh", "gco2e", "water_l", "error", "counts", "sensing_s", "short_window", "constants")
 
 
-class Ledger:
+class Ledger(LockedState):
     """Records of metered calls: ``records``, :meth:`to_frame`, :meth:`summary`, CSV and YAML exports.
 
     >>> ledger = gaia.Ledger("run.jsonl")    # in memory, and appended to run.jsonl record by record
@@ -211,7 +213,3 @@ def _plain(value):
         return None
     return value if isinstance(value, (str, int, float, bool, type(None))) else str(value)
 
-
-def records_of(ledgers: Iterable[Ledger]) -> List[dict]:
-    """All records of several ledgers, in order."""
-    return [record for ledger in ledgers for record in ledger.records]

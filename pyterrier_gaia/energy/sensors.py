@@ -18,6 +18,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from .pickling import LockedState
 from .profile import PowerProfile
 
 Reading = Tuple[Dict[str, float], bool]
@@ -84,7 +85,7 @@ def resident_gib() -> float:
         return psutil.Process().memory_info().rss / 2 ** 30
 
 
-class RaplSensor(Sensor):
+class RaplSensor(LockedState, Sensor):
     """Intel/AMD RAPL through Linux powercap: package domains (``cpu``) and DRAM domains (``dram``).
 
     ``root`` is the powercap folder (injectable for tests). ``psys`` and the core/uncore
