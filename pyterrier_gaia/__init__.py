@@ -19,6 +19,7 @@ _API = {
     "BiEncoder": "pyterrier_gaia.encoders.bi_encoder:BiEncoder",
     "CrossEncoder": "pyterrier_gaia.encoders.cross_encoder:CrossEncoder",
     "ReRanker": "pyterrier_gaia.rankers.reranker:ReRanker",
+    "EarlyExitReRanker": "pyterrier_gaia.rankers.early_exit:EarlyExitReRanker",
     "QuantizedVectors": "pyterrier_gaia.rankers.quantize:QuantizedVectors",
     "Metered": "pyterrier_gaia.energy.metered:Metered",
     "meter": "pyterrier_gaia.energy.metered:meter",
