@@ -1,0 +1,194 @@
+"""EarlyExitReRanker: re-rank with scores from intermediate layers, stopping each query (and dropping
+each candidate) as soon as deeper layers would no longer change its top k."""
+import numpy as np
+import pandas as pd
+import pyterrier as pt
+
+from ..cost.counts import report
+from .exit_heads import ExitHeads, LayerScorer
+from .layerwise import LayerRun
+from .reranker import _minmax
+
+
+class EarlyExitReRanker(pt.Transformer):
+    """Re-ranks candidates (qid, query, docno, text) with ``encoder``, layer by layer.
+
+    After each exit layer every live candidate of a query gets an estimate of its full-depth score
+    (through fitted :class:`~pyterrier_gaia.rankers.exit_heads.ExitHeads`, or with ``heads=None``
+    the model's own pooling / classifier on that layer). Then, per query:
+
+    - **exit**: the query stops when its top ``k`` at this exit and at the previous one share at
+      least ``agreement`` of their documents (top-k overlap, |A ∩ B| / k, order ignored); the last
+      layer is always an exit, so the first exit never stops a query and ``agreement=1.0`` still
+      exits as soon as two consecutive exits pick the same top-k set;
+    - **cascade** (``cascade=True``, needs heads): a candidate is dropped when its estimate is below
+      the query's k-th estimate minus twice the layer's margin, the ``cascade_quantile`` of that
+      head's absolute score error on held-out pseudo-queries (each of the two estimates may be off
+      by up to one margin).
+
+    A document's score is its estimate from the last layer it ran for that query. Output: the input
+    with ``score``, ``rank`` (from 0), ``exit_layer`` (the layer its query stopped at) and
+    ``doc_layers`` (the layers that document ran for that query). ``exits`` are 1-based layer
+    numbers (default: every layer). With ``interpolate=α`` the output score is
+    ``α·bm25 + (1−α)·estimate``, each min-max normalised per query, as in ``ReRanker``.
+
+    A bi-encoder encodes each distinct text once per group of queries (queries are taken in groups
+    whose inputs, texts or pairs, number up to ``group_size``; their hidden states are held in
+    memory together), and queries at full depth.
+
+    >>> ee = gaia.EarlyExitReRanker(gaia.BiEncoder(), k=10, agreement=0.9)
+    >>> ee.fit(ds.get_corpus_iter(), index.bm25(num_results=20), "vaswani")
+    >>> (bm25 % 100 >> ee)(topics)
+    """
+
+    def __init__(self, encoder, exits=None, k=10, agreement=0.9, cascade=True, heads=None, batch_size=32,
+                 interpolate=None, cascade_quantile=0.95, group_size=4096, verbose=False):
+        layers = encoder.num_layers
+        exits = list(range(1, layers + 1)) if exits is None else sorted({int(e) for e in exits})
+        if not exits or exits[0] < 1 or exits[-1] > layers:
+            raise ValueError(f"EarlyExitReRanker: exits={exits}; {encoder.model_name!r} has {layers} layers, "
+                             f"so exits must be layer numbers from 1 to {layers}")
+        for name, value in (("agreement", agreement), ("cascade_quantile", cascade_quantile)):
+            if not 0 <= value <= 1:
+                raise ValueError(f"EarlyExitReRanker: {name}={value!r}; expected a value between 0 and 1")
+        if interpolate is not None and not 0 <= interpolate <= 1:
+            raise ValueError(f"EarlyExitReRanker: interpolate={interpolate!r}; expected a weight between 0 and 1 "
+                             f"(or None for the neural score alone)")
+        for name, value in (("k", k), ("batch_size", batch_size), ("group_size", group_size)):
+            if int(value) != value or value < 1:
+                raise ValueError(f"EarlyExitReRanker: {name}={value!r}; expected a positive integer")
+        self.encoder = encoder
+        self.exits = exits if exits[-1] == layers else exits + [layers]
+        self.k, self.agreement, self.cascade = int(k), float(agreement), bool(cascade)
+        self.cascade_quantile, self.batch_size, self.group_size = cascade_quantile, batch_size, group_size
+        self.interpolate, self.verbose = interpolate, verbose
+        self.heads = None
+        if heads is not None:
+            self.heads = heads if isinstance(heads, ExitHeads) else ExitHeads.load(heads)
+            self.heads.check(encoder)
+
+    def __repr__(self):
+        return (f"EarlyExitReRanker({self.encoder!r}, exits={self.exits}, k={self.k}, agreement={self.agreement}, "
+                f"cascade={self.cascade}, heads={self.heads!r})")
+
+    def fit(self, docs, retriever, collection: str, **options) -> "EarlyExitReRanker":
+        """Fit exit heads on the collection's own text (see :meth:`ExitHeads.fit`); returns ``self``."""
+        options.setdefault("batch_size", self.batch_size)
+        options.setdefault("verbose", self.verbose)
+        self.heads = ExitHeads.fit(self.encoder, docs, retriever, collection, **options)
+        return self
+
+    # ----- input
+    def _required(self):
+        return ["qid", "query", "docno", "text"] + (["score"] if self.interpolate is not None else [])
+
+    def transform_outputs(self, inp_cols):
+        self._check(inp_cols)
+        return list(inp_cols) + [c for c in ("score", "rank", "exit_layer", "doc_layers") if c not in inp_cols]
+
+    def _check(self, columns):
+        try:
+            pt.validate.columns(columns, includes=self._required(), context=self)
+        except pt.validate.InputValidationError as err:
+            missing = [c for c in self._required() if c not in columns]
+            raise pt.validate.InputValidationError(
+                f"EarlyExitReRanker: input lacks column(s) {missing} (has {list(columns)}); expected "
+                f"candidates with {', '.join(self._required())} (e.g. from gaia.LuceneIndex(...).bm25())",
+                err.modes) from None
+
+    # ----- ranking
+    def transform(self, inp: pd.DataFrame) -> pd.DataFrame:
+        self._check(list(inp.columns))
+        if self.cascade and self.heads is None:
+            raise ValueError("EarlyExitReRanker: cascade=True needs fitted exit heads (their margins decide "
+                             "what to drop): call .fit(docs, retriever, collection), pass heads=, or set "
+                             "cascade=False to score layers with the model's own head")
+        out = inp.drop(columns=["rank", "exit_layer", "doc_layers"], errors="ignore").reset_index(drop=True)
+        if len(out) == 0:
+            out["score"] = pd.Series(dtype="float64")
+            out["exit_layer"] = out["doc_layers"] = pd.Series(dtype="int64")
+            return pt.model.add_ranks(out)[self.transform_outputs(list(inp.columns))]
+        first_stage = out["score"].astype("float64") if self.interpolate is not None else None
+        scorer = LayerScorer(self.encoder, self.heads)
+        query_codes = pd.factorize(out["qid"])[0]
+        scores = np.zeros(len(out))
+        doc_layers = np.zeros(len(out), dtype=np.int64)
+        exit_layer = np.zeros(len(out), dtype=np.int64)
+        for rows in self._groups(query_codes, out["text"]):
+            group = out.iloc[rows]
+            scores[rows], doc_layers[rows], exit_layer[rows] = self._rank_group(scorer, group, query_codes[rows])
+        report(pairs=len(out))
+        if self.interpolate is None:
+            out["score"] = scores
+        else:
+            neural = _minmax(out["qid"], pd.Series(scores, index=out.index))
+            out["score"] = self.interpolate * _minmax(out["qid"], first_stage) + (1 - self.interpolate) * neural
+        out["exit_layer"], out["doc_layers"] = exit_layer, doc_layers
+        out = pt.model.add_ranks(out).sort_values(["qid", "rank"], kind="stable").reset_index(drop=True)
+        return out[self.transform_outputs(list(inp.columns))]
+
+    def _groups(self, query_codes, texts):
+        """Row positions of consecutive groups of whole queries, each with up to ``group_size``
+        inputs (pairs; distinct texts for a bi-encoder), or one query if it alone has more."""
+        rows_of = pd.Series(np.arange(len(query_codes))).groupby(query_codes, sort=False).indices
+        pairs = LayerScorer(self.encoder).pairs
+        group, seen, count = [], set(), 0
+        for rows in rows_of.values():
+            distinct = set(texts.iloc[rows])
+            if group and count + (len(rows) if pairs else len(distinct - seen)) > self.group_size:
+                yield np.concatenate(group)
+                group, seen, count = [], set(), 0
+            group.append(rows)
+            count += len(rows) if pairs else len(distinct - seen)
+            seen |= distinct
+        yield np.concatenate(group)
+
+    def _rank_group(self, scorer, group: pd.DataFrame, query_codes):
+        """Scores, layers per document and exit layer per row of a group of whole queries."""
+        queries = pd.factorize(query_codes)[0]
+        if scorer.pairs:
+            inputs = list(zip(group["query"].astype(str), group["text"].astype(str)))
+            item_of_pair = np.arange(len(group))
+        else:
+            inputs, item_of_pair = np.unique(group["text"].astype(str).to_numpy(), return_inverse=True)
+            inputs = inputs.tolist()
+            texts, query_of = np.unique(group["query"].astype(str).to_numpy(), return_inverse=True)
+            query_vectors = self.encoder.encode(texts, self.batch_size)[query_of]
+        run = LayerRun(self.encoder, inputs, self.batch_size, pairs=scorer.pairs)
+        members = list(pd.Series(np.arange(len(group))).groupby(queries, sort=True).indices.values())
+        scores = np.zeros(len(group))
+        doc_layers = np.zeros(len(group), dtype=np.int64)
+        exit_layer = np.zeros(len(members), dtype=np.int64)
+        live = np.ones(len(group), dtype=bool)
+        previous = [None] * len(members)
+        for layer in self.exits:
+            if not live.any():
+                break
+            active = np.zeros(len(inputs), dtype=bool)
+            active[item_of_pair[live]] = True
+            run.advance(layer, active)
+            rows, pooled = run.features(scorer.pool(layer), layer)
+            values = scorer.outputs(layer, pooled)
+            outputs = np.zeros((len(inputs),) + values.shape[1:], dtype=np.float32)
+            outputs[rows] = values
+            pairs = np.flatnonzero(live)
+            if scorer.pairs:
+                scores[pairs] = outputs[item_of_pair[pairs]]
+            else:
+                scores[pairs] = np.einsum("ij,ij->i", outputs[item_of_pair[pairs]], query_vectors[pairs])
+            doc_layers[pairs] = layer
+            margin = 2 * self.heads.margin(layer, self.cascade_quantile) if self.cascade else None
+            for query, mine in enumerate(members):
+                if exit_layer[query]:
+                    continue
+                ranked = mine[np.argsort(-scores[mine], kind="stable")]
+                top = ranked[:self.k]
+                if layer == self.exits[-1] or (previous[query] is not None and
+                                               len(np.intersect1d(top, previous[query])) / len(top) >= self.agreement):
+                    exit_layer[query] = layer
+                    live[mine] = False
+                    continue
+                previous[query] = top
+                if margin is not None:
+                    live[ranked[len(top):][scores[ranked[len(top):]] < scores[top[-1]] - margin]] = False
+        return scores, doc_layers, exit_layer[queries]

@@ -1,0 +1,325 @@
+"""Exit heads: per-layer linear maps that turn an intermediate layer's state into an estimate of the
+encoder's full-depth output, fitted by self-distillation on a collection's own text (no judgments).
+
+- Bi-encoder: a map from layer l's pooled state to the final (pooled, normalised) embedding;
+  the estimated score is its dot product with the query's full-depth embedding.
+- Cross-encoder: a map from layer l's [CLS] state to the final relevance logit.
+
+Fitting draws pseudo-queries from the documents (a random span of a random document), takes their
+first-stage candidates (e.g. BM25), runs the encoder over them once at full depth and fits each map
+by ridge regression on the states it saw. Held-out pseudo-queries give each layer's score errors,
+from which the early-exit cascade takes its margins. Heads are saved keyed by model, collection and
+a hash of the model's architecture, and refuse to serve another model.
+"""
+import hashlib
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .layerwise import LayerRun
+
+RIDGE_GRID = tuple(10.0 ** e for e in range(-5, 2))  # penalties tried (relative, see _ridge)
+ARCHITECTURE_KEYS = ("model_type", "num_hidden_layers", "hidden_size", "intermediate_size",
+                     "num_attention_heads", "vocab_size", "max_position_embeddings")
+
+
+def encoder_kind(encoder) -> str:
+    """``"bi"`` for a :class:`~pyterrier_gaia.encoders.bi_encoder.BiEncoder`, ``"cross"`` for a cross-encoder."""
+    from ..encoders.bi_encoder import BiEncoder
+    from ..encoders.cross_encoder import CrossEncoder
+
+    if isinstance(encoder, BiEncoder):
+        return "bi"
+    if isinstance(encoder, CrossEncoder):
+        return "cross"
+    raise TypeError(f"exit heads: expected a gaia.BiEncoder or gaia.CrossEncoder, got {type(encoder).__name__}")
+
+
+def model_label(encoder) -> str:
+    """The model's name for keying heads: the last two parts of its hub name or folder path."""
+    return "/".join(Path(encoder.model_name).parts[-2:])
+
+
+def config_hash(encoder) -> str:
+    """A short hash of what the heads depend on: the architecture, the encoder kind and its pooling."""
+    config = encoder.model.config
+    described = {key: getattr(config, key, None) for key in ARCHITECTURE_KEYS}
+    described["kind"] = encoder_kind(encoder)
+    if described["kind"] == "bi":
+        described.update(pooling=encoder.pooling, normalize=encoder.normalize)
+    return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:12]
+
+
+class LayerScorer:
+    """Turns an encoder's state after a layer into per-input outputs: estimated final embeddings
+    (bi-encoder) or estimated scores (cross-encoder), through fitted ``heads`` or, with
+    ``heads=None``, through the model's own pooling / classifier applied to that layer."""
+
+    def __init__(self, encoder, heads=None):
+        self.encoder, self.heads = encoder, heads
+        self.kind = encoder_kind(encoder)
+        if heads is not None:
+            heads.check(encoder)
+
+    @property
+    def pairs(self) -> bool:
+        """Whether inputs are (query, text) pairs (cross-encoder) or texts (bi-encoder)."""
+        return self.kind == "cross"
+
+    def state(self, hidden, attention):
+        """What a head reads: the pooled state (bi-encoder) or the [CLS] state (cross-encoder)."""
+        return self.encoder.pool(hidden, attention) if self.kind == "bi" else hidden[:, 0]
+
+    def pool(self, layer: int):
+        """The function of (hidden, attention_mask) that :meth:`outputs` takes the result of."""
+        if self.kind == "cross" and (self.heads is None or layer == self.encoder.num_layers):
+            return lambda hidden, attention: self.encoder.head(hidden)
+        return self.state
+
+    def outputs(self, layer: int, pooled: np.ndarray) -> np.ndarray:
+        """Estimated final embeddings (rows x dim) or scores (rows) from ``pool(layer)`` results."""
+        if self.heads is None or layer == self.encoder.num_layers:
+            return pooled
+        estimate = self.heads.apply(layer, pooled)
+        if self.kind == "bi" and self.encoder.normalize:
+            estimate /= np.maximum(np.linalg.norm(estimate, axis=1, keepdims=True), 1e-12)
+        return estimate
+
+
+class ExitHeads:
+    """Fitted exit heads of one encoder on one collection (see the module docstring).
+
+    >>> heads = ExitHeads.fit(enc, ds.get_corpus_iter(), index.bm25(num_results=20), "vaswani")
+    >>> path = heads.save("heads/")
+    >>> heads = ExitHeads.load("heads/", enc, "vaswani")
+    """
+
+    def __init__(self, kind, model, config, collection, layers, weights, errors, info):
+        self.kind, self.model, self.config, self.collection = kind, model, config, collection
+        self.layers = int(layers)
+        self.weights = {int(l): np.asarray(w, dtype=np.float32) for l, w in weights.items()}
+        self.errors = {int(l): np.asarray(e, dtype=np.float32) for l, e in errors.items()}
+        self.info = info
+
+    def __repr__(self):
+        return (f"ExitHeads({self.kind}, model={self.model!r}, collection={self.collection!r}, "
+                f"layers={sorted(self.weights)})")
+
+    # ----- using
+    def apply(self, layer: int, pooled: np.ndarray) -> np.ndarray:
+        """The head of ``layer`` on pooled states (rows x hidden): embeddings (bi) or scores (cross)."""
+        if layer not in self.weights:
+            raise KeyError(f"ExitHeads: no head for layer {layer}; fitted layers {sorted(self.weights)}")
+        weight = self.weights[layer]
+        out = pooled @ weight[:-1] + weight[-1]
+        return out[:, 0] if self.kind == "cross" else out
+
+    def margin(self, layer: int, quantile: float) -> float:
+        """The ``quantile`` of the absolute score error of ``layer``'s head on held-out pseudo-queries
+        (0 at the last layer, whose score is exact)."""
+        if layer == self.layers:
+            return 0.0
+        return float(np.quantile(self.errors[layer], quantile))
+
+    def check(self, encoder) -> None:
+        """Raise a ValueError unless these heads were fitted for ``encoder``'s model and architecture."""
+        kind, model, config = encoder_kind(encoder), model_label(encoder), config_hash(encoder)
+        if (kind, model, config) != (self.kind, self.model, self.config):
+            raise ValueError(f"ExitHeads: heads fitted for {self.kind}-encoder {self.model!r} (architecture "
+                             f"hash {self.config}, {self.layers} layers) cannot serve {kind}-encoder {model!r} "
+                             f"(architecture hash {config}, {encoder.num_layers} layers); fit heads for it")
+
+    # ----- fitting
+    @classmethod
+    def fit(cls, encoder, docs, retriever, collection: str, *, queries=200, depth=20, query_words=(4, 12),
+            holdout=0.3, ridge=None, batch_size=32, seed=0, verbose=False) -> "ExitHeads":
+        """Fit heads for ``encoder`` on the collection ``docs`` (an iterable of ``{"text": ...}``).
+
+        ``queries`` pseudo-queries (spans of ``query_words`` words, drawn from random documents) go
+        through ``retriever`` (a Q -> R transformer with a ``text`` column, e.g. BM25); each keeps
+        its top ``depth`` candidates. A ``holdout`` share of the pseudo-queries is kept aside to
+        measure each layer's errors. ``ridge`` is the penalty relative to the mean diagonal of
+        the centred Gram matrix (None: chosen per layer by leave-one-out error on the fitting inputs).
+        """
+        if not 0 < holdout < 1:
+            raise ValueError(f"ExitHeads.fit: holdout={holdout!r}; expected a share between 0 and 1")
+        rng = np.random.default_rng(seed)
+        topics = pseudo_queries(docs, queries, query_words, rng)
+        candidates = retriever(topics)
+        if "text" not in candidates.columns:
+            raise ValueError(f"ExitHeads.fit: the retriever's output has no 'text' column (has "
+                             f"{list(candidates.columns)}); use one that returns texts, e.g. LuceneIndex.bm25()")
+        candidates = candidates[candidates["rank"] < depth].reset_index(drop=True)
+        held_qids = set(rng.permutation(topics["qid"])[:max(1, round(holdout * len(topics)))])
+        held = candidates["qid"].isin(held_qids)
+        if held.all() or not held.any():
+            raise ValueError(f"ExitHeads.fit: {candidates['qid'].nunique()} pseudo-queries found candidates; "
+                             f"need some to fit and some held out (raise queries=)")
+        scorer = LayerScorer(encoder)
+        train = _layer_outputs(scorer, candidates[~held], batch_size, verbose)
+        layers = encoder.num_layers
+        fitted = {layer: _ridge(train["states"][layer], train["target"], ridge) for layer in range(1, layers)}
+        weights = {layer: weight for layer, (weight, _) in fitted.items()}
+        heads = cls(scorer.kind, model_label(encoder), config_hash(encoder), str(collection), layers, weights,
+                    {}, {})
+        test = _layer_outputs(scorer, candidates[held], batch_size, verbose)
+        final = _scores(scorer, test["target"], test)
+        r2 = lambda estimate: float(1 - np.sum((estimate - final) ** 2) / np.sum((final - final.mean()) ** 2))  # noqa: E731
+        report = []
+        for layer in range(1, layers):
+            estimate = _scores(scorer, LayerScorer(encoder, heads).outputs(layer, test["states"][layer]), test)
+            heads.errors[layer] = np.abs(estimate - final)
+            report.append({"layer": layer, "ridge": fitted[layer][1], "r2": r2(estimate), "r2_own_head": r2(_scores(scorer, test["own"][layer], test)),
+                           "error_q50": float(np.median(heads.errors[layer])),
+                           "error_q95": float(np.quantile(heads.errors[layer], 0.95))})
+        heads.info = {"pseudo_queries": int(candidates["qid"].nunique()), "held_out_queries": len(held_qids),
+                      "fit_inputs": int(len(train["target"])), "held_out_pairs": int(held.sum()),
+                      "depth": depth, "seed": seed, "held_out": report}
+        return heads
+
+    # ----- storing
+    def key(self) -> str:
+        """File stem these heads are saved under: model, collection and architecture hash."""
+        return heads_key(self.model, self.collection, self.config)
+
+    def save(self, folder) -> Path:
+        """Write the heads to ``folder/<key>.npz`` and return that path."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        meta = {"kind": self.kind, "model": self.model, "config": self.config, "collection": self.collection,
+                "layers": self.layers, "info": self.info}
+        arrays = {f"weight_{l}": w for l, w in self.weights.items()}
+        arrays.update({f"errors_{l}": e for l, e in self.errors.items()})
+        path = folder / f"{self.key()}.npz"
+        np.savez(path, meta=np.array(json.dumps(meta)), **arrays)
+        return path
+
+    @classmethod
+    def load(cls, path, encoder=None, collection=None) -> "ExitHeads":
+        """Heads from a saved file, or from a folder given the ``encoder`` and ``collection`` they were
+        fitted for; with an encoder, they are checked against it."""
+        path = Path(path)
+        if path.is_dir():
+            if encoder is None or collection is None:
+                raise ValueError(f"ExitHeads.load: {path} is a folder; give the encoder and the collection "
+                                 f"name to pick heads from it (or the path of a .npz file)")
+            wanted = path / f"{heads_key(model_label(encoder), str(collection), config_hash(encoder))}.npz"
+            if not wanted.is_file():
+                saved = sorted(p.name for p in path.glob("*.npz"))
+                raise FileNotFoundError(f"ExitHeads.load: no heads for model {model_label(encoder)!r} (architecture "
+                                        f"hash {config_hash(encoder)}) on collection {collection!r} in {path}; "
+                                        f"saved there: {saved or 'nothing'}")
+            path = wanted
+        if not path.is_file():
+            raise FileNotFoundError(f"ExitHeads.load: no heads file at {path}")
+        with np.load(path, allow_pickle=False) as stored:
+            meta = json.loads(str(stored["meta"]))
+            weights = {int(n.split("_")[1]): stored[n] for n in stored.files if n.startswith("weight_")}
+            errors = {int(n.split("_")[1]): stored[n] for n in stored.files if n.startswith("errors_")}
+        heads = cls(meta["kind"], meta["model"], meta["config"], meta["collection"], meta["layers"], weights,
+                    errors, meta["info"])
+        if collection is not None and heads.collection != str(collection):
+            raise ValueError(f"ExitHeads.load: {path} holds heads for collection {heads.collection!r}, "
+                             f"not {collection!r}")
+        if encoder is not None:
+            heads.check(encoder)
+        return heads
+
+
+def heads_key(model: str, collection: str, config: str) -> str:
+    slug = lambda text: re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")  # noqa: E731
+    return f"{slug(model)}--{slug(collection)}--{config}"
+
+
+def pseudo_queries(docs, count: int, words, rng) -> pd.DataFrame:
+    """``count`` pseudo-queries (qid ``pq0``...): each a random span of ``words[0]..words[1]`` words
+    of a document drawn uniformly from ``docs`` (reservoir sampling, one pass)."""
+    sample = []
+    for seen, doc in enumerate(d for d in docs if str(d["text"]).split()):
+        if len(sample) < count:
+            sample.append(doc["text"])
+        elif (slot := rng.integers(seen + 1)) < count:
+            sample[slot] = doc["text"]
+    if not sample:
+        raise ValueError("ExitHeads.fit: the documents had no text to draw pseudo-queries from")
+    queries = []
+    for text in sample:
+        tokens = str(text).split()
+        length = min(len(tokens), int(rng.integers(words[0], words[1] + 1)))
+        start = int(rng.integers(len(tokens) - length + 1))
+        queries.append(" ".join(tokens[start:start + length]))
+    return pd.DataFrame({"qid": [f"pq{i}" for i in range(len(queries))], "query": queries})
+
+
+def _layer_outputs(scorer, candidates: pd.DataFrame, batch_size, verbose) -> dict:
+    """For the candidates' inputs: every layer's head inputs (``states``: layer -> rows x dim) and
+    outputs through the model's own pooling / classifier (``own``), their full-depth ``target``
+    (embeddings or scores), and the mapping from pairs to inputs (and query vectors, bi-encoder)."""
+    encoder = scorer.encoder
+    if scorer.pairs:
+        inputs = list(zip(candidates["query"].astype(str), candidates["text"].astype(str)))
+        out = {"item_of_pair": np.arange(len(inputs))}
+    else:
+        inputs, item_of_pair = np.unique(candidates["text"].astype(str).to_numpy(), return_inverse=True)
+        inputs = inputs.tolist()
+        queries, query_of_pair = np.unique(candidates["query"].astype(str).to_numpy(), return_inverse=True)
+        out = {"item_of_pair": item_of_pair, "query_vectors": encoder.encode(queries, batch_size)[query_of_pair]}
+    run = LayerRun(encoder, inputs, batch_size, pairs=scorer.pairs)
+    everything = np.ones(len(inputs), dtype=bool)
+    out["states"], out["own"] = {}, {}
+    for layer in _progress(range(1, encoder.num_layers + 1), f"{encoder._stage} exit heads", verbose):
+        run.advance(layer, everything)
+        out["states"][layer] = _in_order(*run.features(scorer.state, layer))
+        out["own"][layer] = _in_order(*run.features(scorer.pool(layer), layer))
+    out["target"] = out["own"][encoder.num_layers]
+    return out
+
+
+def _scores(scorer, outputs: np.ndarray, data: dict) -> np.ndarray:
+    """Per-pair scores from per-input outputs: the outputs themselves (cross) or dot products (bi)."""
+    picked = outputs[data["item_of_pair"]]
+    if scorer.pairs:
+        return picked
+    return np.einsum("ij,ij->i", picked, data["query_vectors"])
+
+
+def _in_order(rows: np.ndarray, values: np.ndarray) -> np.ndarray:
+    ordered = np.empty_like(values)
+    ordered[rows] = values
+    return ordered
+
+
+def _ridge(features: np.ndarray, target: np.ndarray, ridge=None):
+    """Ridge regression with an unpenalised bias: a (dim + 1) x outputs matrix (bias in the last row)
+    and the penalty used, relative to the mean diagonal of the Gram matrix. ``ridge=None`` picks it from
+    RIDGE_GRID by leave-one-out error.
+
+    Solved with torch: numpy's multi-threaded OpenBLAS LAPACK segfaults once pyserini's JVM runs
+    in the process (measured here with numpy.linalg.solve on a 10 x 10 system).
+    """
+    import torch
+
+    x = torch.from_numpy(features).double()
+    y = torch.from_numpy(target).double().reshape(len(target), -1)
+    x_mean, y_mean = x.mean(dim=0), y.mean(dim=0)
+    u, sv, vt = torch.linalg.svd(x - x_mean, full_matrices=False)
+    uy = u.T @ (y - y_mean)
+    scale = float((sv ** 2).sum()) / x.shape[1]  # the Gram matrix's mean diagonal
+    if ridge is None:
+        def leave_one_out(relative):  # the exact leave-one-out error of a ridge fit, from the hat matrix
+            kept = sv ** 2 / (sv ** 2 + relative * scale)
+            residuals = (y - y_mean) - u @ (kept[:, None] * uy)
+            leverage = (u ** 2) @ kept + 1 / len(x)
+            return float(((residuals ** 2).sum(dim=1) / (1 - leverage).clamp(min=1e-9) ** 2).sum())
+        ridge = min(RIDGE_GRID, key=leave_one_out)
+    weight = vt.T @ ((sv / (sv ** 2 + ridge * scale))[:, None] * uy)
+    return torch.vstack([weight, y_mean - x_mean @ weight]).numpy(), ridge
+
+
+def _progress(items, desc, verbose):
+    from tqdm.auto import tqdm
+
+    return tqdm(items, desc=desc, unit="layer", disable=not verbose)

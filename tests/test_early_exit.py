@@ -1,0 +1,202 @@
+"""EarlyExitReRanker mechanics on tiny random-weight BERTs (4 layers, hidden 32, own WordPiece vocab):
+exits, cascade pruning, layer records, operation counts, exit heads' fitting, saving and reloading, bad input."""
+import re
+from collections import Counter
+from itertools import islice
+
+import numpy as np
+import pandas as pd
+import pyterrier as pt
+import pytest
+
+import pyterrier_gaia as gaia
+from pyterrier_gaia.cost.counts import counting
+from pyterrier_gaia.encoders import flops
+from pyterrier_gaia.rankers.early_exit import EarlyExitReRanker
+from pyterrier_gaia.rankers.exit_heads import ExitHeads, config_hash, model_label
+
+SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+def tiny_bert(folder, words, layers=4, cross=True):
+    """A random-weight BERT (hidden 32) with a WordPiece vocabulary of ``words`` plus single
+    characters (so no word is unknown), saved with its tokenizer to ``folder``."""
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification, BertModel, BertTokenizer
+
+    chars = "abcdefghijklmnopqrstuvwxyz0123456789"
+    vocab = SPECIAL + list(chars) + [f"##{c}" for c in chars] + [w for w in words if w not in chars]
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    BertTokenizer.from_pretrained(str(folder), model_max_length=64).save_pretrained(folder)
+    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=layers, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=64, num_labels=1)
+    torch.manual_seed(0)
+    (BertForSequenceClassification if cross else BertModel)(config).save_pretrained(folder)
+    return str(folder)
+
+
+@pytest.fixture(scope="module")
+def words(vaswani):
+    counts = Counter(w for d in islice(vaswani.get_corpus_iter(), 2000) for w in re.findall(r"[a-z]+", d["text"].lower()))
+    return [w for w, _ in counts.most_common(500)]
+
+
+@pytest.fixture(scope="module")
+def tiny_cross(tmp_path_factory, words):
+    return gaia.CrossEncoder(tiny_bert(tmp_path_factory.mktemp("tiny") / "cross", words))
+
+
+@pytest.fixture(scope="module")
+def tiny_bi(tmp_path_factory, words):
+    return gaia.BiEncoder(tiny_bert(tmp_path_factory.mktemp("tiny") / "bi", words, cross=False))
+
+
+@pytest.fixture(scope="module")
+def candidates(vaswani_index, vaswani):
+    """BM25's top 12 for 6 Vaswani topics."""
+    return vaswani_index.bm25(num_results=12)(vaswani.get_topics().head(6))
+
+
+@pytest.fixture(scope="module")
+def cross_heads(tiny_cross, vaswani, vaswani_index):
+    return ExitHeads.fit(tiny_cross, vaswani.get_corpus_iter(), vaswani_index.bm25(num_results=10), "vaswani",
+                         queries=60, depth=10)
+
+
+def _heads(encoder, error):
+    """Hand-made heads for a tiny cross-encoder: random maps, every held-out error equal to ``error``."""
+    rng = np.random.default_rng(1)
+    weights = {layer: rng.normal(size=(encoder.hidden_size + 1, 1)) for layer in range(1, encoder.num_layers)}
+    errors = {layer: np.full(10, error) for layer in weights}
+    return ExitHeads("cross", model_label(encoder), config_hash(encoder), "toy", encoder.num_layers, weights,
+                     errors, {})
+
+
+def test_last_layer_only_is_the_full_depth_reranker(tiny_cross, tiny_bi, candidates):
+    for encoder in (tiny_cross, tiny_bi):
+        full = encoder.reranker(batch_size=8)(candidates)
+        early = EarlyExitReRanker(encoder, exits=[4], cascade=False, batch_size=8)(candidates)
+        assert list(early.columns) == list(candidates.columns) + ["exit_layer", "doc_layers"]
+        merged = full.merge(early, on=["qid", "docno"], suffixes=("_full", "_early"))
+        assert len(merged) == len(candidates)
+        np.testing.assert_allclose(merged["score_early"], merged["score_full"], atol=1e-5)
+        assert (early["exit_layer"] == 4).all() and (early["doc_layers"] == 4).all()
+        for _, ranking in early.groupby("qid"):
+            assert ranking["rank"].tolist() == list(range(12)) and ranking["score"].is_monotonic_decreasing
+
+
+def test_agreement_zero_stops_every_query_at_the_second_exit_with_half_the_flops(tiny_cross, candidates):
+    with counting() as full:
+        tiny_cross.reranker(batch_size=8)(candidates)
+    with counting() as early:
+        out = EarlyExitReRanker(tiny_cross, agreement=0.0, cascade=False, batch_size=8)(candidates)
+    assert (out["exit_layer"] == 2).all() and (out["doc_layers"] == 2).all()  # the first exit never stops a query
+    # same length-sorted batches as the full-depth pass, 2 of 4 layers each
+    assert early.counts["flops"] * 2 == full.counts["flops"]
+    assert early.counts["layer_tokens"] * 2 == full.counts["layer_tokens"]
+    for name in ("tokens", "forward_passes", "pairs"):
+        assert early.counts[name] == full.counts[name]
+    assert early.counts["weight_bytes"] == full.counts["weight_bytes"] // 2
+
+
+def test_cascade_keeps_the_top_k_and_drops_the_rest_at_zero_margin(tiny_cross, candidates):
+    k = 3
+    run = lambda error, **kw: EarlyExitReRanker(tiny_cross, exits=[1, 4], k=k, heads=_heads(tiny_cross, error),  # noqa: E731
+                                                batch_size=8, **kw)(candidates)
+    with counting() as kept_all:
+        loose = run(1e6)
+    with counting() as pruned:
+        strict = run(0.0)
+    pd.testing.assert_frame_equal(loose, run(1e6, cascade=False))  # margins too wide to drop anything
+    assert (loose["doc_layers"] == 4).all()
+    # zero margin: after layer 1 only each query's top k (by layer 1's estimate) run on
+    for _, ranking in strict.groupby("qid"):
+        assert (ranking["exit_layer"] == 4).all()
+        assert sorted(ranking["doc_layers"]) == [1] * (12 - k) + [4] * k
+    assert pruned.counts["flops"] < kept_all.counts["flops"]
+    assert pruned.counts["tokens"] == kept_all.counts["tokens"] and pruned.counts["pairs"] == len(candidates)
+
+
+def test_cascade_flops_follow_the_rows_and_positions_that_ran(tiny_cross):
+    inp = pd.DataFrame({"qid": "1", "query": "radio", "docno": ["a", "b", "c"],
+                        "text": ["radio waves in the ionosphere", "a short text", "the ionosphere"]})
+    heads = _heads(tiny_cross, 0.0)
+    with counting() as scope:
+        out = EarlyExitReRanker(tiny_cross, exits=[1, 4], k=1, heads=heads, batch_size=8)(inp)
+    survivor = out.loc[out["doc_layers"] == 4, "text"].item()
+    assert sorted(out["doc_layers"]) == [1, 1, 4]
+    whole = tiny_cross.tokenize(["radio"] * 3, inp["text"])
+    alone = tiny_cross.tokenize(["radio"], [survivor])  # the cut batch keeps only the survivor's positions
+    expected = flops.forward_flops(3, whole["input_ids"].shape[1], 1, 32, 64) + \
+        flops.forward_flops(1, alone["input_ids"].shape[1], 3, 32, 64)
+    assert scope.counts["flops"] == expected
+    assert scope.counts["forward_passes"] == 1
+
+
+def test_bi_encoder_encodes_each_shared_text_once(tiny_bi):
+    inp = pd.DataFrame({"qid": ["1", "1", "2", "2"], "query": ["radio", "radio", "waves", "waves"],
+                        "docno": ["a", "b", "a", "b"], "text": ["radio waves", "ionosphere layers"] * 2})
+    with counting() as scope:
+        out = EarlyExitReRanker(tiny_bi, exits=[4], cascade=False)(inp)
+    docs = tiny_bi.tokenize(["radio waves", "ionosphere layers"])
+    queries = tiny_bi.tokenize(["radio", "waves"])
+    assert scope.counts["layer_tokens"] == 4 * (docs["input_ids"].numel() + queries["input_ids"].numel())
+    assert len(out) == 4 and set(out["exit_layer"]) == {4}
+
+
+def test_fitted_heads_save_reload_and_refuse_other_models(tiny_cross, cross_heads, candidates, tmp_path, words):
+    info = cross_heads.info
+    assert 50 <= info["pseudo_queries"] <= 60 and info["held_out_queries"] == 18
+    assert [row["layer"] for row in info["held_out"]] == [1, 2, 3]
+    assert sorted(cross_heads.weights) == [1, 2, 3] and cross_heads.weights[1].shape == (33, 1)
+    assert all(len(cross_heads.errors[layer]) == info["held_out_pairs"] for layer in (1, 2, 3))
+    path = cross_heads.save(tmp_path)
+    assert path.name == f"{cross_heads.key()}.npz" and "vaswani" in path.name
+    again = ExitHeads.load(tmp_path, tiny_cross, "vaswani")
+    for layer in (1, 2, 3):
+        np.testing.assert_array_equal(again.weights[layer], cross_heads.weights[layer])
+        assert again.margin(layer, 0.9) == cross_heads.margin(layer, 0.9)
+    assert again.info == info
+    first = EarlyExitReRanker(tiny_cross, k=3, heads=cross_heads, batch_size=8)(candidates)
+    second = EarlyExitReRanker(tiny_cross, k=3, heads=path, batch_size=8)(candidates)
+    pd.testing.assert_frame_equal(first, second)
+    with pytest.raises(FileNotFoundError, match="no heads for model .* on collection 'cranfield'.*saved there"):
+        ExitHeads.load(tmp_path, tiny_cross, "cranfield")
+    other = gaia.CrossEncoder(tiny_bert(tmp_path / "three", words, layers=3))
+    with pytest.raises(ValueError, match="4 layers\\) cannot serve cross-encoder .*3 layers"):
+        EarlyExitReRanker(other, heads=path)
+    with pytest.raises(ValueError, match="holds heads for collection 'vaswani', not 'cacm'"):
+        ExitHeads.load(path, tiny_cross, "cacm")
+
+
+def test_fit_through_the_ranker_and_its_pseudo_queries(tiny_cross, vaswani, vaswani_index):
+    from pyterrier_gaia.rankers.exit_heads import pseudo_queries
+
+    topics = pseudo_queries(vaswani.get_corpus_iter(), 5, (4, 6), np.random.default_rng(0))
+    assert topics["qid"].tolist() == [f"pq{i}" for i in range(5)]
+    assert all(4 <= len(q.split()) <= 6 for q in topics["query"])
+    ranker = EarlyExitReRanker(tiny_cross).fit(vaswani.get_corpus_iter(), vaswani_index.bm25(num_results=5),
+                                               "vaswani", queries=20, depth=5)
+    assert ranker.heads.collection == "vaswani" and ranker.heads.info["depth"] == 5
+    with pytest.raises(ValueError, match="retriever's output has no 'text' column"):
+        ExitHeads.fit(tiny_cross, vaswani.get_corpus_iter(), vaswani_index.bm25(num_results=5, text=False),
+                      "vaswani", queries=10)
+
+
+def test_bad_input_gets_clear_errors(tiny_cross, candidates):
+    with pytest.raises(ValueError, match="has 4 layers, so exits must be layer numbers from 1 to 4"):
+        EarlyExitReRanker(tiny_cross, exits=[2, 6])
+    with pytest.raises(ValueError, match="agreement=1.5; expected a value between 0 and 1"):
+        EarlyExitReRanker(tiny_cross, agreement=1.5)
+    with pytest.raises(ValueError, match="k=0; expected a positive integer"):
+        EarlyExitReRanker(tiny_cross, k=0)
+    with pytest.raises(ValueError, match="cascade=True needs fitted exit heads"):
+        EarlyExitReRanker(tiny_cross)(candidates)
+    with pytest.raises(pt.validate.InputValidationError, match="lacks column\\(s\\) \\['text'\\]"):
+        EarlyExitReRanker(tiny_cross, cascade=False)(candidates.drop(columns=["text"]))
+
+
+def test_empty_in_empty_out(tiny_cross, candidates):
+    out = EarlyExitReRanker(tiny_cross, cascade=False)(candidates.head(0))
+    assert len(out) == 0 and {"score", "rank", "exit_layer", "doc_layers"} <= set(out.columns)
