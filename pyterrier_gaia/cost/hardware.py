@@ -68,7 +68,7 @@ def _cpu(name, description, cores, base_ghz, per_cycle, memory_bw, tdp_w, idle_w
 _ZEN4 = {"fp32": 32, "bf16": 64, "int8": 128}
 PROFILES: Dict[str, Profile] = {p.name: p for p in [
     _cpu("epyc-genoa-2vcpu", "2 vCPUs of an AMD EPYC 9004 (Zen 4, Genoa) under KVM: this project's machines",
-         cores=2, base_ghz=2.6, per_cycle=_ZEN4, memory_bw=23.2e9, tdp_w=8.0,
+         cores=2, base_ghz=2.6, per_cycle=_ZEN4, memory_bw=25.1e9, tdp_w=8.0,
          cpuid=("AuthenticAMD", 25, 17, 2)),
     _cpu("epyc-9654", "AMD EPYC 9654, 96 Zen 4 cores, 12 x DDR5-4800",
          cores=96, base_ghz=2.4, per_cycle=_ZEN4, memory_bw=460.8e9, tdp_w=360.0),

@@ -104,7 +104,8 @@ def independent(records: Sequence[dict], features: Sequence[str]) -> List[str]:
 
 def design(records: Sequence[dict], features: Sequence[str]) -> np.ndarray:
     """The design matrix: a column of ones (:data:`CALLS`), then one column per count."""
-    return np.array([[1.0, *(float(counts_of(r)[f]) for f in features)] for r in records]).reshape(-1, 1 + len(features))
+    rows = [[1.0, *(float(counts_of(r)[f]) for f in features)] for r in records]
+    return np.array(rows).reshape(-1, 1 + len(features))
 
 
 def targets(records: Sequence[dict]) -> np.ndarray:
