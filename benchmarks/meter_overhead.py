@@ -1,0 +1,135 @@
+"""What metering costs: metered vs unmetered BM25 over the Vaswani topics, alternated in one process.
+
+Prints, for BM25 (top 1000) over the 93 Vaswani topics:
+
+- the wall-time ratio metered / unmetered, median over rounds, for one call over all topics and for
+  one call per topic (93 times more metered calls for the same work; alternated call by call), and
+  the same ratio of process CPU time, which other jobs on a shared machine disturb much less;
+- the cost of one metered call in microseconds: a stage that does nothing, metered minus unmetered,
+  with an in-memory ledger and with a JSONL ledger, and the records' own ``sensing_s``;
+- CodeCarbon's OfflineEmissionsTracker (process mode) started and stopped around each per-topic call
+  on the same work, the reference a user would reach for today.
+
+Energy here is modelled (see docs/energy.md): no RAPL or NVML counter is readable on most VMs.
+
+    .venv/bin/python benchmarks/meter_overhead.py [--rounds 7]
+"""
+import argparse
+import logging
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+import pyterrier as pt
+
+import pyterrier_gaia as gaia
+from pyterrier_gaia.cli import cache_dir
+
+
+def vaswani_bm25(num_results: int):
+    collection = gaia.datasets.get("vaswani")
+    index = gaia.LuceneIndex(cache_dir() / "indexes" / "vaswani")
+    if not index.built():
+        index.index(collection.get_corpus_iter(), overwrite=True)
+    return index.bm25(num_results=num_results), collection.get_topics()
+
+
+def clocks(call):
+    """(wall s, process CPU s) of one call."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    call()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def alternate(rounds: int, plain, metered):
+    """Per round, ((wall, cpu) unmetered, (wall, cpu) metered), the order swapped every round so drift favours neither."""
+    pairs = []
+    for round_ in range(rounds):
+        if round_ % 2:
+            m, p = clocks(metered), clocks(plain)
+        else:
+            p, m = clocks(plain), clocks(metered)
+        pairs.append((p, m))
+    return pairs
+
+
+def interleaved(rounds: int, calls, plain, metered):
+    """Like :func:`alternate`, but alternating call by call within a round (each input once each way)."""
+    pairs = []
+    for round_ in range(rounds):
+        p, m = [0.0, 0.0], [0.0, 0.0]
+        for position, item in enumerate(calls):
+            order = [(plain, p), (metered, m)] if (round_ + position) % 2 == 0 else [(metered, m), (plain, p)]
+            for call, totals in order:
+                wall, cpu = clocks(lambda: call(item))
+                totals[0] += wall
+                totals[1] += cpu
+        pairs.append((tuple(p), tuple(m)))
+    return pairs
+
+
+def report(label: str, pairs) -> None:
+    walls = [m[0] / p[0] for p, m in pairs]
+    cpus = [m[1] / p[1] for p, m in pairs]
+    print(f"{label}: unmetered {statistics.median(p[0] for p, _ in pairs):.3f} s, "
+          f"metered {statistics.median(m[0] for _, m in pairs):.3f} s; wall ratio median {statistics.median(walls):.4f} "
+          f"(min {min(walls):.4f}, max {max(walls):.4f}); CPU-time ratio median {statistics.median(cpus):.4f} "
+          f"(min {min(cpus):.4f}, max {max(cpus):.4f}); {len(pairs)} rounds")
+
+
+def per_call_cost(calls: int, ledger):
+    """Microseconds (wall, CPU) a metered call adds to a stage that does nothing (one-row frame)."""
+    frame = pd.DataFrame({"qid": ["1"], "query": ["q"]})
+    nothing = pt.apply.generic(lambda f: f)
+    metered = gaia.Metered(nothing, ledger=ledger)
+    rounds = alternate(10, lambda: [nothing(frame) for _ in range(calls)], lambda: [metered(frame) for _ in range(calls)])
+    return tuple(statistics.median((m[k] - p[k]) / calls * 1e6 for p, m in rounds) for k in (0, 1))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--num-results", type=int, default=1000)
+    args = parser.parse_args(argv)
+
+    bm25, topics = vaswani_bm25(args.num_results)
+    metered = gaia.Metered(bm25, name="bm25")
+    rows = [topics.iloc[[i]] for i in range(len(topics))]
+    for _ in range(2):                                   # JVM and caches warm
+        bm25(topics)
+        metered(topics)
+    print(f"machine: {metered.sensors[0].constants()}; method {metered.ledger.records[0]['method']}")
+    print(f"BM25 top {args.num_results}, {len(topics)} Vaswani topics")
+    print(f"load average before: {os.getloadavg()}")
+    report("(a) one call over all topics", alternate(args.rounds, lambda: bm25(topics), lambda: metered(topics)))
+    report(f"(b) one call per topic ({len(rows)} calls, alternated call by call)",
+           interleaved(args.rounds, rows, bm25, metered))
+    sensing = [r["sensing_s"] for r in metered.ledger.records]
+    print(f"sensing_s recorded by the meter: median {statistics.median(sensing) * 1e6:.1f} us over {len(sensing)} calls")
+    print("cost per metered call, in-memory ledger: %.1f us wall, %.1f us CPU" % per_call_cost(2000, gaia.Ledger()))
+    with tempfile.TemporaryDirectory() as folder:
+        print("cost per metered call, JSONL ledger:     %.1f us wall, %.1f us CPU"
+              % per_call_cost(2000, Path(folder) / "run.jsonl"))
+
+    from codecarbon import OfflineEmissionsTracker
+    logging.getLogger("codecarbon").setLevel(logging.ERROR)
+    tracker = OfflineEmissionsTracker(country_iso_code="FRA", save_to_file=False, log_level="error",
+                                      tracking_mode="process")
+    first = clocks(tracker.start)[0]
+    tracker.stop()
+
+    def tracked(row):
+        tracker.start()
+        bm25(row)
+        tracker.stop()
+    pairs = interleaved(args.rounds, rows, bm25, tracked)
+    report(f"CodeCarbon start/stop around each of {len(rows)} calls", pairs)
+    added = statistics.median((m[0] - p[0]) / len(rows) * 1e3 for p, m in pairs)
+    print(f"CodeCarbon: {added:.2f} ms added per call; its first start() took {first:.2f} s (hardware detection)")
+    print(f"load average after: {os.getloadavg()}")
+
+if __name__ == "__main__":
+    main()
