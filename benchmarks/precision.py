@@ -8,7 +8,7 @@ BM25 runs once per collection; each precision then runs in a fresh process (so i
 memory, ru_maxrss, is its own), warmed up on 3 queries, then metered by ``gaia.Metered`` over all
 queries in one call. Other processes on the machine slow wall time: the table gives documents
 per wall second and per CPU second of the process, and the 1-minute load average after each run.
-A last table times the precisions interleaved, best of 3 rounds, on the same documents.
+A last table times the precisions interleaved, best of ``--rounds`` rounds, on the same documents.
 Energy is modelled (CPU seconds x per-core power + static and DRAM shares;
 no RAPL or NVML here). docs/s counts candidate rows; a document that is a candidate of several
 queries is encoded once per call. With ``--embeddings`` it also measures quantized stored
@@ -36,8 +36,9 @@ COLLECTIONS = {"vaswani": "vaswani", "cranfield": "cranfield:{data}/cranfield",
 MEASURES = [pt.measures.nDCG @ 10, pt.measures.AP]
 
 
-def worker(candidates_path, precision, out_path):
+def worker(candidates_path, precision, out_path, threads):
     """Re-rank the pickled candidates at ``precision``; write the run and its ledger record."""
+    torch.set_num_threads(int(threads))
     candidates = pd.read_pickle(candidates_path)
     reranker = gaia.BiEncoder(precision=precision).reranker(batch_size=32)
     warm = candidates["qid"].drop_duplicates().head(3)
@@ -61,8 +62,8 @@ def precision_table(name, spec, depth, tmp):
     rows = [{"collection": name, "system": f"BM25 top {depth}", **{str(m): bm25[str(m)] for m in MEASURES}}]
     for precision in runnable(torch.device("cpu")):
         out_path = Path(tmp) / f"{name}-{precision}.out"
-        subprocess.run([sys.executable, __file__, "--worker", str(candidates_path), precision, str(out_path)],
-                       check=True)
+        subprocess.run([sys.executable, __file__, "--worker", str(candidates_path), precision, str(out_path),
+                        str(torch.get_num_threads())], check=True)
         with open(out_path, "rb") as f:
             result = pickle.load(f)
         record, scores = result["record"], pt.Evaluate(result["run"], qrels, MEASURES)
@@ -136,10 +137,14 @@ def main():
     parser.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
     parser.add_argument("--embeddings", action="store_true", help="also benchmark quantized stored embeddings")
     parser.add_argument("--speed-docs", type=int, default=400, help="documents for the interleaved speed test")
-    parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's, one per core)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of the interleaved speed test")
+    parser.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         return worker(*args.worker)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     pd.set_option("display.width", 250)
     with tempfile.TemporaryDirectory() as tmp:
         tables = [precision_table(c, COLLECTIONS[c].format(data=args.data), args.depth, tmp) for c in args.collections]
@@ -149,7 +154,7 @@ def main():
     texts = [d["text"] for _, d in zip(range(args.speed_docs), gaia.datasets.get("vaswani").get_corpus_iter())]
     print(f"\nEncoding the first {len(texts)} Vaswani documents, precisions interleaved "
           f"(1-minute load average {os.getloadavg()[0]:.1f} before)")
-    print(interleaved_speed(texts).to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+    print(interleaved_speed(texts, args.rounds).to_string(index=False, float_format=lambda v: f"{v:.2f}"))
     if args.embeddings:
         print("\nQuantized stored embeddings: dense retrieval over Vaswani (11,429 docs, 93 queries)")
         print(embeddings_table().to_string(index=False, float_format=lambda v: f"{v:.4f}"))
