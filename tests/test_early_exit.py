@@ -64,13 +64,16 @@ def cross_heads(tiny_cross, vaswani, vaswani_index):
                          queries=60, depth=10)
 
 
-def _heads(encoder, error):
-    """Hand-made heads for a tiny cross-encoder: random maps, every held-out error equal to ``error``."""
+def _heads(encoder, exact):
+    """Hand-made heads for a tiny cross-encoder: random maps; on their one held-out query of 10 pairs
+    the estimates are the full-depth scores (``exact``: every margin is 0) or reverse their order
+    a million times over (margins in the millions)."""
     rng = np.random.default_rng(1)
     weights = {layer: rng.normal(size=(encoder.hidden_size + 1, 1)) for layer in range(1, encoder.num_layers)}
-    errors = {layer: np.full(10, error) for layer in weights}
+    final = np.arange(10.0)
+    held = {"query": np.zeros(10), "final": final, "estimates": {l: final if exact else -1e6 * final for l in weights}}
     return ExitHeads("cross", model_label(encoder), config_hash(encoder), "toy", encoder.num_layers, weights,
-                     errors, {})
+                     held, {})
 
 
 def test_last_layer_only_is_the_full_depth_reranker(tiny_cross, tiny_bi, candidates):
@@ -102,13 +105,14 @@ def test_agreement_zero_stops_every_query_at_the_second_exit_with_half_the_flops
 
 def test_cascade_keeps_the_top_k_and_drops_the_rest_at_zero_margin(tiny_cross, candidates):
     k = 3
-    run = lambda error, **kw: EarlyExitReRanker(tiny_cross, exits=[1, 4], k=k, heads=_heads(tiny_cross, error),  # noqa: E731
+    run = lambda exact, **kw: EarlyExitReRanker(tiny_cross, exits=[1, 4], k=k, heads=_heads(tiny_cross, exact),  # noqa: E731
                                                 batch_size=8, **kw)(candidates)
+    assert _heads(tiny_cross, True).margin(1, k, 0.99) == 0 and _heads(tiny_cross, False).margin(1, k, 0.5) == 6e6
     with counting() as kept_all:
-        loose = run(1e6)
+        loose = run(False)
     with counting() as pruned:
-        strict = run(0.0)
-    pd.testing.assert_frame_equal(loose, run(1e6, cascade=False))  # margins too wide to drop anything
+        strict = run(True)
+    pd.testing.assert_frame_equal(loose, run(False, cascade=False))  # margins too wide to drop anything
     assert (loose["doc_layers"] == 4).all()
     # zero margin: after layer 1 only each query's top k (by layer 1's estimate) run on
     for _, ranking in strict.groupby("qid"):
@@ -121,7 +125,7 @@ def test_cascade_keeps_the_top_k_and_drops_the_rest_at_zero_margin(tiny_cross, c
 def test_cascade_flops_follow_the_rows_and_positions_that_ran(tiny_cross):
     inp = pd.DataFrame({"qid": "1", "query": "radio", "docno": ["a", "b", "c"],
                         "text": ["radio waves in the ionosphere", "a short text", "the ionosphere"]})
-    heads = _heads(tiny_cross, 0.0)
+    heads = _heads(tiny_cross, True)
     with counting() as scope:
         out = EarlyExitReRanker(tiny_cross, exits=[1, 4], k=1, heads=heads, batch_size=8)(inp)
     survivor = out.loc[out["doc_layers"] == 4, "text"].item()
@@ -150,13 +154,16 @@ def test_fitted_heads_save_reload_and_refuse_other_models(tiny_cross, cross_head
     assert 50 <= info["pseudo_queries"] <= 60 and info["held_out_queries"] == 18
     assert [row["layer"] for row in info["held_out"]] == [1, 2, 3]
     assert sorted(cross_heads.weights) == [1, 2, 3] and cross_heads.weights[1].shape == (33, 1)
-    assert all(len(cross_heads.errors[layer]) == info["held_out_pairs"] for layer in (1, 2, 3))
+    assert all(len(cross_heads.held["estimates"][layer]) == info["held_out_pairs"] for layer in (1, 2, 3))
+    assert cross_heads.margin(1, 3, 0.5) <= cross_heads.margin(1, 3, 0.9) and cross_heads.margin(4, 3, 0.9) == 0
+    with pytest.raises(ValueError, match="no held-out pseudo-query has more than k=10 candidates"):
+        EarlyExitReRanker(tiny_cross, k=10, heads=cross_heads)(candidates)
     path = cross_heads.save(tmp_path)
     assert path.name == f"{cross_heads.key()}.npz" and "vaswani" in path.name
     again = ExitHeads.load(tmp_path, tiny_cross, "vaswani")
     for layer in (1, 2, 3):
         np.testing.assert_array_equal(again.weights[layer], cross_heads.weights[layer])
-        assert again.margin(layer, 0.9) == cross_heads.margin(layer, 0.9)
+        assert again.margin(layer, 3, 0.9) == cross_heads.margin(layer, 3, 0.9)
     assert again.info == info
     first = EarlyExitReRanker(tiny_cross, k=3, heads=cross_heads, batch_size=8)(candidates)
     second = EarlyExitReRanker(tiny_cross, k=3, heads=path, batch_size=8)(candidates)

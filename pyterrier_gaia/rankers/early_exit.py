@@ -21,10 +21,11 @@ class EarlyExitReRanker(pt.Transformer):
       least ``agreement`` of their documents (top-k overlap, |A ∩ B| / k, order ignored); the last
       layer is always an exit, so the first exit never stops a query and ``agreement=1.0`` still
       exits as soon as two consecutive exits pick the same top-k set;
-    - **cascade** (``cascade=True``, needs heads): a candidate is dropped when its estimate is below
-      the query's k-th estimate minus twice the layer's margin, the ``cascade_quantile`` of that
-      head's absolute score error on held-out pseudo-queries (each of the two estimates may be off
-      by up to one margin).
+    - **cascade** (``cascade=True``, needs heads): a candidate is dropped when its estimate is more
+      than the layer's margin below the query's k-th estimate. The margin is calibrated on the
+      heads' held-out pseudo-queries: the ``cascade_quantile`` of how far below the k-th estimate at
+      that layer the documents of the full-depth top k were (see ``ExitHeads.margin``). A dropped
+      candidate keeps its last estimate and still counts in the query's top k.
 
     A document's score is its estimate from the last layer it ran for that query. Output: the input
     with ``score``, ``rank`` (from 0), ``exit_layer`` (the layer its query stopped at) and
@@ -114,9 +115,12 @@ class EarlyExitReRanker(pt.Transformer):
         scores = np.zeros(len(out))
         doc_layers = np.zeros(len(out), dtype=np.int64)
         exit_layer = np.zeros(len(out), dtype=np.int64)
+        margins = {layer: self.heads.margin(layer, self.k, self.cascade_quantile) for layer in self.exits} \
+            if self.cascade else None
         for rows in self._groups(query_codes, out["text"]):
             group = out.iloc[rows]
-            scores[rows], doc_layers[rows], exit_layer[rows] = self._rank_group(scorer, group, query_codes[rows])
+            scores[rows], doc_layers[rows], exit_layer[rows] = self._rank_group(scorer, group, query_codes[rows],
+                                                                                margins)
         report(pairs=len(out))
         if self.interpolate is None:
             out["score"] = scores
@@ -143,8 +147,9 @@ class EarlyExitReRanker(pt.Transformer):
             seen |= distinct
         yield np.concatenate(group)
 
-    def _rank_group(self, scorer, group: pd.DataFrame, query_codes):
-        """Scores, layers per document and exit layer per row of a group of whole queries."""
+    def _rank_group(self, scorer, group: pd.DataFrame, query_codes, margins):
+        """Scores, layers per document and exit layer per row of a group of whole queries
+        (``margins``: the cascade's margin per exit layer, or None for no cascade)."""
         queries = pd.factorize(query_codes)[0]
         if scorer.pairs:
             inputs = list(zip(group["query"].astype(str), group["text"].astype(str)))
@@ -177,7 +182,6 @@ class EarlyExitReRanker(pt.Transformer):
             else:
                 scores[pairs] = np.einsum("ij,ij->i", outputs[item_of_pair[pairs]], query_vectors[pairs])
             doc_layers[pairs] = layer
-            margin = 2 * self.heads.margin(layer, self.cascade_quantile) if self.cascade else None
             for query, mine in enumerate(members):
                 if exit_layer[query]:
                     continue
@@ -189,6 +193,7 @@ class EarlyExitReRanker(pt.Transformer):
                     live[mine] = False
                     continue
                 previous[query] = top
-                if margin is not None:
-                    live[ranked[len(top):][scores[ranked[len(top):]] < scores[top[-1]] - margin]] = False
+                if margins is not None:
+                    rest = ranked[len(top):]
+                    live[rest[scores[rest] < scores[top[-1]] - margins[layer]]] = False
         return scores, doc_layers, exit_layer[queries]

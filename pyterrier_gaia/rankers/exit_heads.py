@@ -7,8 +7,8 @@ encoder's full-depth output, fitted by self-distillation on a collection's own t
 
 Fitting draws pseudo-queries from the documents (a random span of a random document), takes their
 first-stage candidates (e.g. BM25), runs the encoder over them once at full depth and fits each map
-by ridge regression on the states it saw. Held-out pseudo-queries give each layer's score errors,
-from which the early-exit cascade takes its margins. Heads are saved keyed by model, collection and
+by ridge regression on the states it saw. The estimates and full-depth scores of held-out
+pseudo-queries are kept: the early-exit cascade calibrates its margins on them. Heads are saved keyed by model, collection and
 a hash of the model's architecture, and refuse to serve another model.
 """
 import hashlib
@@ -97,11 +97,13 @@ class ExitHeads:
     >>> heads = ExitHeads.load("heads/", enc, "vaswani")
     """
 
-    def __init__(self, kind, model, config, collection, layers, weights, errors, info):
+    def __init__(self, kind, model, config, collection, layers, weights, held, info):
         self.kind, self.model, self.config, self.collection = kind, model, config, collection
         self.layers = int(layers)
         self.weights = {int(l): np.asarray(w, dtype=np.float32) for l, w in weights.items()}
-        self.errors = {int(l): np.asarray(e, dtype=np.float32) for l, e in errors.items()}
+        # held-out pairs: their pseudo-query (codes), full-depth score, and each head's estimate
+        self.held = {"query": np.asarray(held["query"], dtype=np.int64), "final": np.asarray(held["final"]),
+                     "estimates": {int(l): np.asarray(e) for l, e in held["estimates"].items()}}
         self.info = info
 
     def __repr__(self):
@@ -117,12 +119,23 @@ class ExitHeads:
         out = pooled @ weight[:-1] + weight[-1]
         return out[:, 0] if self.kind == "cross" else out
 
-    def margin(self, layer: int, quantile: float) -> float:
-        """The ``quantile`` of the absolute score error of ``layer``'s head on held-out pseudo-queries
-        (0 at the last layer, whose score is exact)."""
+    def margin(self, layer: int, k: int, quantile: float) -> float:
+        """How far below a query's k-th estimate at ``layer`` the documents of its full-depth top ``k``
+        can be: the ``quantile`` of that shortfall over the held-out pseudo-queries' full-depth top-k
+        documents (0 at the last layer, whose score is exact)."""
         if layer == self.layers:
             return 0.0
-        return float(np.quantile(self.errors[layer], quantile))
+        estimate, final = self.held["estimates"][layer], self.held["final"]
+        shortfalls = []
+        for rows in pd.Series(np.arange(len(final))).groupby(self.held["query"]).indices.values():
+            if len(rows) > k:  # with k candidates or fewer nothing can fall out of the top k
+                top = rows[np.argsort(-final[rows], kind="stable")[:k]]
+                kth = np.sort(estimate[rows])[::-1][k - 1]
+                shortfalls.append(np.maximum(0.0, kth - estimate[top]))
+        if not shortfalls:
+            raise ValueError(f"ExitHeads: no held-out pseudo-query has more than k={k} candidates, so no cascade "
+                             f"margin for k={k} can be calibrated; fit with depth > {k} (or lower k)")
+        return float(np.quantile(np.concatenate(shortfalls), quantile))
 
     def check(self, encoder) -> None:
         """Raise a ValueError unless these heads were fitted for ``encoder``'s model and architecture."""
@@ -163,18 +176,20 @@ class ExitHeads:
         layers = encoder.num_layers
         fitted = {layer: _ridge(train["states"][layer], train["target"], ridge) for layer in range(1, layers)}
         weights = {layer: weight for layer, (weight, _) in fitted.items()}
+        test_queries = pd.factorize(candidates.loc[held, "qid"])[0]
         heads = cls(scorer.kind, model_label(encoder), config_hash(encoder), str(collection), layers, weights,
-                    {}, {})
+                    {"query": test_queries, "final": [], "estimates": {}}, {})
         test = _layer_outputs(scorer, candidates[held], batch_size, verbose)
-        final = _scores(scorer, test["target"], test)
+        final = heads.held["final"] = _scores(scorer, test["target"], test)
         r2 = lambda estimate: float(1 - np.sum((estimate - final) ** 2) / np.sum((final - final.mean()) ** 2))  # noqa: E731
         report = []
         for layer in range(1, layers):
             estimate = _scores(scorer, LayerScorer(encoder, heads).outputs(layer, test["states"][layer]), test)
-            heads.errors[layer] = np.abs(estimate - final)
-            report.append({"layer": layer, "ridge": fitted[layer][1], "r2": r2(estimate), "r2_own_head": r2(_scores(scorer, test["own"][layer], test)),
-                           "error_q50": float(np.median(heads.errors[layer])),
-                           "error_q95": float(np.quantile(heads.errors[layer], 0.95))})
+            heads.held["estimates"][layer] = estimate
+            report.append({"layer": layer, "ridge": fitted[layer][1], "r2": r2(estimate),
+                           "r2_own_head": r2(_scores(scorer, test["own"][layer], test)),
+                           "error_q50": float(np.median(np.abs(estimate - final))),
+                           "error_q95": float(np.quantile(np.abs(estimate - final), 0.95))})
         heads.info = {"pseudo_queries": int(candidates["qid"].nunique()), "held_out_queries": len(held_qids),
                       "fit_inputs": int(len(train["target"])), "held_out_pairs": int(held.sum()),
                       "depth": depth, "seed": seed, "held_out": report}
@@ -192,7 +207,8 @@ class ExitHeads:
         meta = {"kind": self.kind, "model": self.model, "config": self.config, "collection": self.collection,
                 "layers": self.layers, "info": self.info}
         arrays = {f"weight_{l}": w for l, w in self.weights.items()}
-        arrays.update({f"errors_{l}": e for l, e in self.errors.items()})
+        arrays.update({f"estimate_{l}": e for l, e in self.held["estimates"].items()})
+        arrays.update(held_query=self.held["query"], held_final=self.held["final"])
         path = folder / f"{self.key()}.npz"
         np.savez(path, meta=np.array(json.dumps(meta)), **arrays)
         return path
@@ -218,9 +234,10 @@ class ExitHeads:
         with np.load(path, allow_pickle=False) as stored:
             meta = json.loads(str(stored["meta"]))
             weights = {int(n.split("_")[1]): stored[n] for n in stored.files if n.startswith("weight_")}
-            errors = {int(n.split("_")[1]): stored[n] for n in stored.files if n.startswith("errors_")}
+            held = {"query": stored["held_query"], "final": stored["held_final"],
+                    "estimates": {int(n.split("_")[1]): stored[n] for n in stored.files if n.startswith("estimate_")}}
         heads = cls(meta["kind"], meta["model"], meta["config"], meta["collection"], meta["layers"], weights,
-                    errors, meta["info"])
+                    held, meta["info"])
         if collection is not None and heads.collection != str(collection):
             raise ValueError(f"ExitHeads.load: {path} holds heads for collection {heads.collection!r}, "
                              f"not {collection!r}")
