@@ -38,7 +38,8 @@ def tiny_bert(folder, words, layers=4, cross=True):
 
 @pytest.fixture(scope="module")
 def words(vaswani):
-    counts = Counter(w for d in islice(vaswani.get_corpus_iter(), 2000) for w in re.findall(r"[a-z]+", d["text"].lower()))
+    docs = islice(vaswani.get_corpus_iter(), 2000)
+    counts = Counter(w for d in docs for w in re.findall(r"[a-z]+", d["text"].lower()))
     return [w for w, _ in counts.most_common(500)]
 
 
@@ -89,6 +90,14 @@ def test_last_layer_only_is_the_full_depth_reranker(tiny_cross, tiny_bi, candida
             assert ranking["rank"].tolist() == list(range(12)) and ranking["score"].is_monotonic_decreasing
 
 
+def test_fusion_with_the_first_stage_matches_the_reranker(tiny_cross, candidates):
+    fused = tiny_cross.reranker(batch_size=8, interpolate=0.4)(candidates)
+    early = EarlyExitReRanker(tiny_cross, exits=[4], cascade=False, batch_size=8, interpolate=0.4)(candidates)
+    pd.testing.assert_frame_equal(early[fused.columns], fused, atol=1e-6)
+    with pytest.raises(pt.validate.InputValidationError, match="lacks column\\(s\\) \\['score'\\]"):
+        EarlyExitReRanker(tiny_cross, cascade=False, interpolate=0.4)(candidates.drop(columns=["score"]))
+
+
 def test_agreement_zero_stops_every_query_at_the_second_exit_with_half_the_flops(tiny_cross, candidates):
     with counting() as full:
         tiny_cross.reranker(batch_size=8)(candidates)
@@ -105,8 +114,11 @@ def test_agreement_zero_stops_every_query_at_the_second_exit_with_half_the_flops
 
 def test_cascade_keeps_the_top_k_and_drops_the_rest_at_zero_margin(tiny_cross, candidates):
     k = 3
-    run = lambda exact, **kw: EarlyExitReRanker(tiny_cross, exits=[1, 4], k=k, heads=_heads(tiny_cross, exact),  # noqa: E731
-                                                batch_size=8, **kw)(candidates)
+
+    def run(exact, **options):
+        heads = _heads(tiny_cross, exact)
+        return EarlyExitReRanker(tiny_cross, exits=[1, 4], k=k, heads=heads, batch_size=8, **options)(candidates)
+
     assert _heads(tiny_cross, True).margin(1, k, 0.99) == 0 and _heads(tiny_cross, False).margin(1, k, 0.5) == 6e6
     with counting() as kept_all:
         loose = run(False)

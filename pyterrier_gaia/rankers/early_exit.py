@@ -1,5 +1,5 @@
-"""EarlyExitReRanker: re-rank with scores from intermediate layers, stopping each query (and dropping
-each candidate) as soon as deeper layers would no longer change its top k."""
+"""EarlyExitReRanker: re-rank with score estimates from intermediate layers, stopping each query once
+its top k stops changing between exits and dropping candidates that cannot reach it."""
 import numpy as np
 import pandas as pd
 import pyterrier as pt
@@ -151,14 +151,7 @@ class EarlyExitReRanker(pt.Transformer):
         """Scores, layers per document and exit layer per row of a group of whole queries
         (``margins``: the cascade's margin per exit layer, or None for no cascade)."""
         queries = pd.factorize(query_codes)[0]
-        if scorer.pairs:
-            inputs = list(zip(group["query"].astype(str), group["text"].astype(str)))
-            item_of_pair = np.arange(len(group))
-        else:
-            inputs, item_of_pair = np.unique(group["text"].astype(str).to_numpy(), return_inverse=True)
-            inputs = inputs.tolist()
-            texts, query_of = np.unique(group["query"].astype(str).to_numpy(), return_inverse=True)
-            query_vectors = self.encoder.encode(texts, self.batch_size)[query_of]
+        inputs, item_of_pair, query_vectors = self._inputs(scorer, group)
         run = LayerRun(self.encoder, inputs, self.batch_size, pairs=scorer.pairs)
         members = list(pd.Series(np.arange(len(group))).groupby(queries, sort=True).indices.values())
         scores = np.zeros(len(group))
@@ -177,10 +170,8 @@ class EarlyExitReRanker(pt.Transformer):
             outputs = np.zeros((len(inputs),) + values.shape[1:], dtype=np.float32)
             outputs[rows] = values
             pairs = np.flatnonzero(live)
-            if scorer.pairs:
-                scores[pairs] = outputs[item_of_pair[pairs]]
-            else:
-                scores[pairs] = np.einsum("ij,ij->i", outputs[item_of_pair[pairs]], query_vectors[pairs])
+            scores[pairs] = outputs[item_of_pair[pairs]] if scorer.pairs else \
+                np.einsum("ij,ij->i", outputs[item_of_pair[pairs]], query_vectors[pairs])
             doc_layers[pairs] = layer
             for query, mine in enumerate(members):
                 if exit_layer[query]:
@@ -197,3 +188,12 @@ class EarlyExitReRanker(pt.Transformer):
                     rest = ranked[len(top):]
                     live[rest[scores[rest] < scores[top[-1]] - margins[layer]]] = False
         return scores, doc_layers, exit_layer[queries]
+
+    def _inputs(self, scorer, group):
+        """What the encoder reads for a group: (query, text) pairs, or each distinct text once
+        (bi-encoder, with every row's full-depth query vector); and the input of each row."""
+        if scorer.pairs:
+            return list(zip(group["query"].astype(str), group["text"].astype(str))), np.arange(len(group)), None
+        texts, item_of_pair = np.unique(group["text"].astype(str).to_numpy(), return_inverse=True)
+        queries, query_of = np.unique(group["query"].astype(str).to_numpy(), return_inverse=True)
+        return texts.tolist(), item_of_pair, self.encoder.encode(queries, self.batch_size)[query_of]

@@ -8,8 +8,8 @@ encoder's full-depth output, fitted by self-distillation on a collection's own t
 Fitting draws pseudo-queries from the documents (a random span of a random document), takes their
 first-stage candidates (e.g. BM25), runs the encoder over them once at full depth and fits each map
 by ridge regression on the states it saw. The estimates and full-depth scores of held-out
-pseudo-queries are kept: the early-exit cascade calibrates its margins on them. Heads are saved keyed by model, collection and
-a hash of the model's architecture, and refuse to serve another model.
+pseudo-queries are kept: the early-exit cascade calibrates its margins on them. Heads are saved
+keyed by model, collection and a hash of the model's architecture, and refuse to serve another model.
 """
 import hashlib
 import json
@@ -173,27 +173,34 @@ class ExitHeads:
                              f"need some to fit and some held out (raise queries=)")
         scorer = LayerScorer(encoder)
         train = _layer_outputs(scorer, candidates[~held], batch_size, verbose)
-        layers = encoder.num_layers
-        fitted = {layer: _ridge(train["states"][layer], train["target"], ridge) for layer in range(1, layers)}
-        weights = {layer: weight for layer, (weight, _) in fitted.items()}
-        test_queries = pd.factorize(candidates.loc[held, "qid"])[0]
-        heads = cls(scorer.kind, model_label(encoder), config_hash(encoder), str(collection), layers, weights,
-                    {"query": test_queries, "final": [], "estimates": {}}, {})
-        test = _layer_outputs(scorer, candidates[held], batch_size, verbose)
-        final = heads.held["final"] = _scores(scorer, test["target"], test)
-        r2 = lambda estimate: float(1 - np.sum((estimate - final) ** 2) / np.sum((final - final.mean()) ** 2))  # noqa: E731
-        report = []
-        for layer in range(1, layers):
-            estimate = _scores(scorer, LayerScorer(encoder, heads).outputs(layer, test["states"][layer]), test)
-            heads.held["estimates"][layer] = estimate
-            report.append({"layer": layer, "ridge": fitted[layer][1], "r2": r2(estimate),
-                           "r2_own_head": r2(_scores(scorer, test["own"][layer], test)),
-                           "error_q50": float(np.median(np.abs(estimate - final))),
-                           "error_q95": float(np.quantile(np.abs(estimate - final), 0.95))})
+        fitted = {layer: _ridge(train["states"][layer], train["target"], ridge)
+                  for layer in range(1, encoder.num_layers)}
+        heads = cls(scorer.kind, model_label(encoder), config_hash(encoder), str(collection), encoder.num_layers,
+                    {layer: weight for layer, (weight, _) in fitted.items()},
+                    {"query": pd.factorize(candidates.loc[held, "qid"])[0], "final": [], "estimates": {}}, {})
+        report = heads._hold_out(scorer, _layer_outputs(scorer, candidates[held], batch_size, verbose))
+        for row in report:
+            row["ridge"] = fitted[row["layer"]][1]
         heads.info = {"pseudo_queries": int(candidates["qid"].nunique()), "held_out_queries": len(held_qids),
                       "fit_inputs": int(len(train["target"])), "held_out_pairs": int(held.sum()),
                       "depth": depth, "seed": seed, "held_out": report}
         return heads
+
+    def _hold_out(self, scorer, test: dict) -> list:
+        """Keep the held-out pairs' full-depth scores and every head's estimates; per layer, the R² of
+        the estimates, that of the model's own head on the layer, and the absolute error's quantiles."""
+        final = self.held["final"] = _scores(scorer, test["target"], test)
+        spread = np.sum((final - final.mean()) ** 2)
+        r2 = lambda estimate: float(1 - np.sum((estimate - final) ** 2) / spread)  # noqa: E731
+        report = []
+        for layer in sorted(self.weights):
+            estimate = _scores(scorer, LayerScorer(scorer.encoder, self).outputs(layer, test["states"][layer]), test)
+            self.held["estimates"][layer] = estimate
+            own = _scores(scorer, test["own"][layer], test)
+            report.append({"layer": layer, "r2": r2(estimate), "r2_own_head": r2(own),
+                           "error_q50": float(np.median(np.abs(estimate - final))),
+                           "error_q95": float(np.quantile(np.abs(estimate - final), 0.95))})
+        return report
 
     # ----- storing
     def key(self) -> str:
