@@ -26,7 +26,8 @@ _API = {
     "Ledger": "pyterrier_gaia.energy.ledger:Ledger",
     "Experiment": "pyterrier_gaia.experiment:Experiment",
     "Grid": "pyterrier_gaia.energy.carbon:Grid",
-    "CostModel": "pyterrier_gaia.cost.model:CostModel", "hardware": "pyterrier_gaia.cost.hardware",
+    "CostModel": "pyterrier_gaia.cost.model:CostModel",
+    "hardware": "pyterrier_gaia.cost.hardware",
 }
 
 __all__ = sorted(_API) + ["__version__"]
