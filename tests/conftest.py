@@ -30,3 +30,16 @@ def vaswani_index(tmp_path_factory, vaswani):
     import pyterrier_gaia as gaia
     index = gaia.LuceneIndex(tmp_path_factory.mktemp("indexes") / "vaswani")
     return index.index(vaswani.get_corpus_iter())
+
+
+@pytest.fixture(scope="session")
+def minilm():
+    """The bundled all-MiniLM-L6-v2 bi-encoder at fp32, loaded once."""
+    import pyterrier_gaia as gaia
+    return gaia.BiEncoder()
+
+
+@pytest.fixture(scope="session")
+def slice_candidates(vaswani_index, vaswani):
+    """BM25's top 20 for the first 10 Vaswani topics (with text)."""
+    return vaswani_index.bm25(num_results=20)(vaswani.get_topics().head(10))

@@ -16,17 +16,6 @@ from test_encoders import _tiny_bert
 
 
 @pytest.fixture(scope="module")
-def minilm():
-    return gaia.BiEncoder()
-
-
-@pytest.fixture(scope="module")
-def slice_candidates(vaswani_index, vaswani):
-    """BM25's top 20 for the first 10 Vaswani topics (with text)."""
-    return vaswani_index.bm25(num_results=20)(vaswani.get_topics().head(10))
-
-
-@pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     return _tiny_bert(tmp_path_factory.mktemp("tiny"))
 

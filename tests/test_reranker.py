@@ -9,17 +9,6 @@ from pyterrier_gaia.cost.counts import counting
 from test_encoders import _tiny_bert
 
 
-@pytest.fixture(scope="module")
-def minilm():
-    return gaia.BiEncoder()
-
-
-@pytest.fixture(scope="module")
-def slice_candidates(vaswani_index, vaswani):
-    """BM25's top 20 for the first 10 Vaswani topics (with text)."""
-    return vaswani_index.bm25(num_results=20)(vaswani.get_topics().head(10))
-
-
 def _ndcg10(run, qrels):
     return pt.Evaluate(run, qrels[qrels["qid"].isin(run["qid"])], ["ndcg_cut_10"])["ndcg_cut_10"]
 
