@@ -159,6 +159,10 @@ def test_bi_encoder_encodes_each_shared_text_once(tiny_bi):
     queries = tiny_bi.tokenize(["radio", "waves"])
     assert scope.counts["layer_tokens"] == 4 * (docs["input_ids"].numel() + queries["input_ids"].numel())
     assert len(out) == 4 and set(out["exit_layer"]) == {4}
+    with counting() as apart:  # one query per group: each group encodes both texts again
+        alone = EarlyExitReRanker(tiny_bi, exits=[4], cascade=False, group_size=1)(inp)
+    pd.testing.assert_frame_equal(alone, out, atol=1e-6)
+    assert apart.counts["forward_passes"] == 2 * scope.counts["forward_passes"]
 
 
 def test_fitted_heads_save_reload_and_refuse_other_models(tiny_cross, cross_heads, candidates, tmp_path, words):

@@ -33,9 +33,11 @@ class EarlyExitReRanker(pt.Transformer):
     numbers (default: every layer). With ``interpolate=α`` the output score is
     ``α·bm25 + (1−α)·estimate``, each min-max normalised per query, as in ``ReRanker``.
 
-    A bi-encoder encodes each distinct text once per group of queries (queries are taken in groups
-    whose inputs, texts or pairs, number up to ``group_size``; their hidden states are held in
-    memory together), and queries at full depth.
+    Queries are taken in groups whose inputs number up to ``group_size``; a group's hidden states
+    are held in memory together. A bi-encoder encodes each distinct text of a group once (as deep as
+    the deepest query needing it), so its default group is large (16384 texts: candidate lists of
+    different queries share documents); a cross-encoder's pairs are never shared (default 1024).
+    Queries are encoded at full depth.
 
     >>> ee = gaia.EarlyExitReRanker(gaia.BiEncoder(), k=10, agreement=0.9)
     >>> ee.fit(ds.get_corpus_iter(), index.bm25(num_results=20), "vaswani")
@@ -43,7 +45,7 @@ class EarlyExitReRanker(pt.Transformer):
     """
 
     def __init__(self, encoder, exits=None, k=10, agreement=0.9, cascade=True, heads=None, batch_size=32,
-                 interpolate=None, cascade_quantile=0.95, group_size=4096, verbose=False):
+                 interpolate=None, cascade_quantile=0.95, group_size=None, verbose=False):
         layers = encoder.num_layers
         exits = list(range(1, layers + 1)) if exits is None else sorted({int(e) for e in exits})
         if not exits or exits[0] < 1 or exits[-1] > layers:
@@ -55,6 +57,8 @@ class EarlyExitReRanker(pt.Transformer):
         if interpolate is not None and not 0 <= interpolate <= 1:
             raise ValueError(f"EarlyExitReRanker: interpolate={interpolate!r}; expected a weight between 0 and 1 "
                              f"(or None for the neural score alone)")
+        if group_size is None:
+            group_size = 1024 if LayerScorer(encoder).pairs else 16384
         for name, value in (("k", k), ("batch_size", batch_size), ("group_size", group_size)):
             if int(value) != value or value < 1:
                 raise ValueError(f"EarlyExitReRanker: {name}={value!r}; expected a positive integer")
