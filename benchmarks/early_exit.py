@@ -1,0 +1,157 @@
+"""Early-exit re-ranking against full depth: BM25 top-100 re-ranked by the bundled MiniLM (6 layers)
+with gaia.EarlyExitReRanker under several policies, against the fp32 full-depth ReRanker:
+nDCG@10, AP, top-10 overlap with full depth, layer FLOPs, documents/s, modelled J/q, peak memory,
+and the layers queries and documents used.
+
+    .venv/bin/python benchmarks/early_exit.py [--collections vaswani cranfield] [--depth 100]
+                                              [--queries 300] [--heads DIR] [--data ../shared/data]
+
+Exit heads are fitted per collection on 300 pseudo-queries (BM25 top 20, no judgments) and saved in
+``--heads`` (a temporary folder by default; heads found there are reused). Each system then runs in
+a fresh process (so its peak resident memory, VmHWM, is its own), warmed up on 3 queries, then
+metered by ``gaia.Metered`` over all queries in one call. Energy is modelled (CPU seconds x per-core
+power + static and DRAM shares; no RAPL or NVML here). Other processes on the machine slow wall
+time; the 1-minute load average after each run is shown. FLOPs are the encoders' own counts
+(queries included, at full depth in every system); a bi-encoder encodes a document shared by several
+queries once per call, as deep as the deepest of them needs.
+"""
+import argparse
+import os
+import pickle
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyterrier as pt
+
+import pyterrier_gaia as gaia
+from pyterrier_gaia.cost.counts import counting
+
+COLLECTIONS = {"vaswani": "vaswani", "cranfield": "cranfield:{data}/cranfield"}
+MEASURES = [pt.measures.nDCG @ 10, pt.measures.AP]
+FULL = "MiniLM fp32 full depth"
+SYSTEMS = {  # name -> EarlyExitReRanker options (k=10 throughout)
+    "EE own head, agreement 1.0": dict(heads=None, agreement=1.0, cascade=False),
+    "EE heads, agreement 0.9, cascade 0.95": dict(agreement=0.9, cascade_quantile=0.95),
+    "EE heads, agreement 1.0, cascade 0.95": dict(agreement=1.0, cascade_quantile=0.95),
+    "EE heads, exits 1+6, cascade 0.95": dict(exits=[1, 6], cascade_quantile=0.95),
+    "EE heads, exits 1+6, cascade 0.9": dict(exits=[1, 6], cascade_quantile=0.9),
+    "EE heads, exits 1+6, cascade 0.8": dict(exits=[1, 6], cascade_quantile=0.8),
+}
+
+
+def worker(candidates_path, heads_path, system, out_path):
+    """Re-rank the pickled candidates with ``system``; write the run, its ledger record and peak memory."""
+    candidates = pd.read_pickle(candidates_path)
+    encoder = gaia.BiEncoder()
+    if system == FULL:
+        ranker = encoder.reranker(batch_size=32)
+    else:
+        options = dict(SYSTEMS[system])
+        options.setdefault("heads", heads_path)
+        ranker = gaia.EarlyExitReRanker(encoder, k=10, batch_size=32, **options)
+    warm = candidates["qid"].drop_duplicates().head(3)
+    ranker(candidates[candidates["qid"].isin(warm)])
+    metered = gaia.Metered(ranker, name=system, sensors="model")
+    run = metered(candidates)
+    peak_mib = peak_resident_mib()
+    with open(out_path, "wb") as f:
+        pickle.dump({"run": run, "record": metered.ledger.records[-1], "peak_mib": peak_mib,
+                     "load": os.getloadavg()[0]}, f)
+
+
+def peak_resident_mib() -> float:
+    """This process's peak resident memory since it started (VmHWM). Not ru_maxrss: Linux carries it
+    over from the parent's memory across fork/vfork and exec, so a child would report the parent's."""
+    with open("/proc/self/status") as status:
+        line = next(line for line in status if line.startswith("VmHWM:"))
+    return int(line.split()[1]) / 1024
+
+
+def fit_heads(name, ds, index, folder, queries):
+    """Load this collection's heads from ``folder``, or fit and save them; returns (path, fit figures)."""
+    from pyterrier_gaia.rankers.exit_heads import ExitHeads
+
+    encoder = gaia.BiEncoder()
+    try:
+        heads, figures = ExitHeads.load(folder, encoder, name), {"fit s": None, "fit GFLOPs": None}
+    except FileNotFoundError:
+        started = time.perf_counter()
+        with counting() as scope:
+            heads = ExitHeads.fit(encoder, ds.get_corpus_iter(), index.bm25(num_results=20), name, queries=queries)
+        figures = {"fit s": time.perf_counter() - started, "fit GFLOPs": scope.counts["flops"] / 1e9}
+    print(f"\n{name}: exit heads from {heads.info['pseudo_queries']} pseudo-queries "
+          f"({heads.info['fit_inputs']} texts fitted, {heads.info['held_out_pairs']} held-out pairs), "
+          f"fit {figures['fit s'] or 0:.0f} s, {figures['fit GFLOPs'] or 0:.0f} GFLOPs (0: reused)")
+    print(pd.DataFrame(heads.info["held_out"]).assign(
+        margin_k10_q95=[heads.margin(layer, 10, 0.95) for layer in range(1, heads.layers)]).to_string(
+        index=False, float_format=lambda v: f"{v:.3f}"))
+    return heads.save(folder), figures
+
+
+def top_overlap(run, reference, k=10):
+    """Mean share of each query's top k in ``run`` that is in ``reference``'s top k."""
+    tops = [r[r["rank"] < k].groupby("qid")["docno"].apply(set) for r in (run, reference)]
+    return float(np.mean([len(tops[0][q] & tops[1][q]) / len(tops[1][q]) for q in tops[1].index]))
+
+
+def collection_table(name, spec, depth, queries, heads_folder, tmp):
+    ds = gaia.datasets.get(spec)
+    topics, qrels = ds.get_topics(), ds.get_qrels()
+    index = gaia.LuceneIndex(Path(tmp) / name).index(ds.get_corpus_iter())
+    heads_path, _ = fit_heads(name, ds, index, heads_folder, queries)
+    candidates = index.bm25(num_results=depth)(topics)
+    candidates_path = Path(tmp) / f"{name}.pkl"
+    candidates.to_pickle(candidates_path)
+    bm25 = pt.Evaluate(candidates, qrels, MEASURES)
+    rows, runs = [{"collection": name, "system": f"BM25 top {depth}", **bm25}], {}
+    for system in [FULL, *SYSTEMS]:
+        out_path = Path(tmp) / f"{name}-{len(runs)}.out"
+        subprocess.run([sys.executable, __file__, "--worker", str(candidates_path), str(heads_path), system,
+                        str(out_path)], check=True)
+        with open(out_path, "rb") as f:
+            result = pickle.load(f)
+        run, record = result["run"], result["record"]
+        runs[system] = run
+        per_query = run.groupby("qid")["exit_layer"].first() if "exit_layer" in run else None
+        rows.append({"collection": name, "system": system, **pt.Evaluate(run, qrels, MEASURES),
+                     "top10 overlap": top_overlap(run, runs[FULL]), "GFLOPs": record["counts"]["flops"] / 1e9,
+                     "exit layer": per_query.mean() if per_query is not None else 6.0,
+                     "doc layers": run["doc_layers"].mean() if per_query is not None else 6.0,
+                     "docs/s": record["docs"] / record["wall_s"], "docs/cpu-s": record["docs"] / record["cpu_s"],
+                     "J/q (model)": record["joules"] / record["queries"], "peak MiB": result["peak_mib"],
+                     "load avg": result["load"]})
+    table = pd.DataFrame(rows)
+    full = table[table["system"] == FULL].iloc[0]
+    table["ΔnDCG@10"] = table["nDCG@10"] - full["nDCG@10"]
+    table["FLOPs ÷"] = full["GFLOPs"] / table["GFLOPs"]
+    table["cpu speed-up"] = table["docs/cpu-s"] / full["docs/cpu-s"]
+    return table
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--collections", nargs="+", default=list(COLLECTIONS), choices=sorted(COLLECTIONS))
+    parser.add_argument("--depth", type=int, default=100)
+    parser.add_argument("--queries", type=int, default=300, help="pseudo-queries to fit exit heads on")
+    parser.add_argument("--heads", help="folder to keep exit heads in (default: a temporary folder)")
+    parser.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
+    parser.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        return worker(*args.worker)
+    pd.set_option("display.width", 300)
+    with tempfile.TemporaryDirectory() as tmp:
+        tables = [collection_table(c, COLLECTIONS[c].format(data=args.data), args.depth, args.queries,
+                                   args.heads or Path(tmp) / "heads", tmp) for c in args.collections]
+    print(f"\nEarly exit vs full depth: BM25 top {args.depth} re-ranked by MiniLM (all-MiniLM-L6-v2, 6 layers), "
+          f"k=10; energy modelled (no RAPL/NVML here)")
+    print(pd.concat(tables).to_string(index=False, float_format=lambda v: f"{v:.4f}", na_rep=""))
+
+
+if __name__ == "__main__":
+    main()
