@@ -2,14 +2,8 @@
 import numpy as np
 import pytest
 
-import pyterrier_gaia as gaia
 from pyterrier_gaia.cost.counts import counting
 from pyterrier_gaia.rankers.early_exit import EarlyExitReRanker
-
-
-@pytest.fixture(scope="module")
-def minilm():
-    return gaia.BiEncoder()
 
 
 @pytest.fixture(scope="module")
