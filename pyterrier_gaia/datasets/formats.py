@@ -71,11 +71,11 @@ def _smart_topics(path, qid_by_position=False):
 def _whitespace_qrels(path, qid_col, docno_col, label_col=None):
     """Qrels given as whitespace-separated columns; with no label column every pair is relevant (1)."""
     rows = []
+    needed = max(c for c in (qid_col, docno_col, label_col) if c is not None) + 1
     for line_no, line in numbered_lines(path):
         parts = line.split()
         if not parts:
             continue
-        needed = max(c for c in (qid_col, docno_col, label_col) if c is not None) + 1
         if len(parts) < needed:
             raise MalformedFileError(path, line_no, f"expected at least {needed} columns, got {line!r}")
         try:
@@ -105,11 +105,11 @@ def cacm(folder) -> Collection:
 
 
 def medline(folder) -> Collection:
-    """MEDLINE (MED): abstracts, 30 queries, judgments from MED.REL (the 2000 version)."""
+    """MEDLINE (MED): abstracts, 30 queries, judgments from MED.REL (the 2000 version, in TREC qrels layout)."""
     folder = Path(folder)
     docs, queries, qrels = (require_file(folder, n, "medline") for n in ("MED.ALL", "MED.QRY", "MED.REL"))
     return Collection("medline", corpus=lambda: _smart_docs(docs, "W"), topics=lambda: _smart_topics(queries),
-                      qrels=lambda: _whitespace_qrels(qrels, 0, 2, 3), provenance=_provenance(folder))
+                      qrels=lambda: read_trec_qrels(qrels), provenance=_provenance(folder))
 
 
 def beir(folder, split: str = "test") -> Collection:

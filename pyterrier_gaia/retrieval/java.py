@@ -16,6 +16,7 @@ The shims (both documented in docs/retrieval.md):
 import os
 import re
 import shutil
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional, Tuple
@@ -114,13 +115,11 @@ def start_pyserini():
     global _started
     if _started:
         return
-    import sys
+    dropped = ""
     if "jnius" not in sys.modules:          # the JVM is not running yet: we choose its runtime
         home, _ = find_java()
         os.environ["JAVA_HOME"] = str(home)
         dropped = "" if has_vector_module(home) else _VECTOR_MODULE
-    else:
-        dropped = ""
     with _placeholder_openai_key():
         if dropped:
             with _without_option(dropped):
