@@ -5,7 +5,7 @@ import pandas as pd
 import pyterrier as pt
 
 from ..cost.counts import report
-from .exit_heads import ExitHeads, LayerScorer
+from .exit_heads import ExitHeads, LayerScorer, encoder_inputs
 from .layerwise import LayerRun
 from .reranker import _minmax
 
@@ -26,6 +26,9 @@ class EarlyExitReRanker(pt.Transformer):
       heads' held-out pseudo-queries: the ``cascade_quantile`` of how far below the k-th estimate at
       that layer the documents of the full-depth top k were (see ``ExitHeads.margin``). A dropped
       candidate keeps its last estimate and still counts in the query's top k.
+
+    An input column ``agreement`` (one value per query, 0..1), when present, overrides the
+    ``agreement`` threshold per query (the diffusion re-ranker draws one per query).
 
     A document's score is its estimate from the last layer it ran for that query. Output: the input
     with ``score``, ``rank`` (from 0), ``exit_layer`` (the layer its query stopped at) and
@@ -121,10 +124,11 @@ class EarlyExitReRanker(pt.Transformer):
         exit_layer = np.zeros(len(out), dtype=np.int64)
         margins = {layer: self.heads.margin(layer, self.k, self.cascade_quantile) for layer in self.exits} \
             if self.cascade else None
+        thresholds = self._thresholds(out)
         for rows in self._groups(query_codes, out["text"]):
             group = out.iloc[rows]
             scores[rows], doc_layers[rows], exit_layer[rows] = self._rank_group(scorer, group, query_codes[rows],
-                                                                                margins)
+                                                                                margins, thresholds[rows])
         report(pairs=len(out))
         if self.interpolate is None:
             out["score"] = scores
@@ -134,6 +138,16 @@ class EarlyExitReRanker(pt.Transformer):
         out["exit_layer"], out["doc_layers"] = exit_layer, doc_layers
         out = pt.model.add_ranks(out).sort_values(["qid", "rank"], kind="stable").reset_index(drop=True)
         return out[self.transform_outputs(list(inp.columns))]
+
+    def _thresholds(self, out: pd.DataFrame) -> np.ndarray:
+        """The agreement threshold of each row: the ``agreement`` column if the input has one, else ``self.agreement``."""
+        if "agreement" not in out.columns:
+            return np.full(len(out), self.agreement)
+        values = pd.to_numeric(out["agreement"], errors="coerce").to_numpy(dtype="float64")
+        if np.isnan(values).any() or (values < 0).any() or (values > 1).any():
+            raise ValueError("EarlyExitReRanker: the input column 'agreement' must hold numbers between 0 and 1 "
+                             "(one threshold per query)")
+        return values
 
     def _groups(self, query_codes, texts):
         """Row positions of consecutive groups of whole queries, each with up to ``group_size``
@@ -151,11 +165,13 @@ class EarlyExitReRanker(pt.Transformer):
             seen |= distinct
         yield np.concatenate(group)
 
-    def _rank_group(self, scorer, group: pd.DataFrame, query_codes, margins):
+    def _rank_group(self, scorer, group: pd.DataFrame, query_codes, margins, thresholds):
         """Scores, layers per document and exit layer per row of a group of whole queries
-        (``margins``: the cascade's margin per exit layer, or None for no cascade)."""
+        (``margins``: the cascade's margin per exit layer, or None for no cascade; ``thresholds``:
+        the agreement threshold of each row)."""
         queries = pd.factorize(query_codes)[0]
-        inputs, item_of_pair, query_vectors = self._inputs(scorer, group)
+        inputs, data = encoder_inputs(scorer, group, self.batch_size)
+        item_of_pair, query_vectors = data["item_of_pair"], data.get("query_vectors")
         run = LayerRun(self.encoder, inputs, self.batch_size, pairs=scorer.pairs)
         members = list(pd.Series(np.arange(len(group))).groupby(queries, sort=True).indices.values())
         scores = np.zeros(len(group))
@@ -182,8 +198,8 @@ class EarlyExitReRanker(pt.Transformer):
                     continue
                 ranked = mine[np.argsort(-scores[mine], kind="stable")]
                 top = ranked[:self.k]
-                if layer == self.exits[-1] or (previous[query] is not None and
-                                               len(np.intersect1d(top, previous[query])) / len(top) >= self.agreement):
+                if layer == self.exits[-1] or (previous[query] is not None and len(np.intersect1d(
+                        top, previous[query])) / len(top) >= thresholds[mine[0]]):
                     exit_layer[query] = layer
                     live[mine] = False
                     continue
@@ -192,12 +208,3 @@ class EarlyExitReRanker(pt.Transformer):
                     rest = ranked[len(top):]
                     live[rest[scores[rest] < scores[top[-1]] - margins[layer]]] = False
         return scores, doc_layers, exit_layer[queries]
-
-    def _inputs(self, scorer, group):
-        """What the encoder reads for a group: (query, text) pairs, or each distinct text once
-        (bi-encoder, with every row's full-depth query vector); and the input of each row."""
-        if scorer.pairs:
-            return list(zip(group["query"].astype(str), group["text"].astype(str))), np.arange(len(group)), None
-        texts, item_of_pair = np.unique(group["text"].astype(str).to_numpy(), return_inverse=True)
-        queries, query_of = np.unique(group["query"].astype(str).to_numpy(), return_inverse=True)
-        return texts.tolist(), item_of_pair, self.encoder.encode(queries, self.batch_size)[query_of]

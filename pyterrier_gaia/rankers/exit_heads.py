@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 
 from .layerwise import LayerRun
+from .ridge import ridge_fit
 
-RIDGE_GRID = tuple(10.0 ** e for e in range(-5, 2))  # penalties tried (relative, see _ridge)
 ARCHITECTURE_KEYS = ("model_type", "num_hidden_layers", "hidden_size", "intermediate_size",
                      "num_attention_heads", "vocab_size", "max_position_embeddings")
 
@@ -172,13 +172,13 @@ class ExitHeads:
             raise ValueError(f"ExitHeads.fit: {candidates['qid'].nunique()} pseudo-queries found candidates; "
                              f"need some to fit and some held out (raise queries=)")
         scorer = LayerScorer(encoder)
-        train = _layer_outputs(scorer, candidates[~held], batch_size, verbose)
-        fitted = {layer: _ridge(train["states"][layer], train["target"], ridge)
+        train = layer_outputs(scorer, candidates[~held], batch_size, verbose)
+        fitted = {layer: ridge_fit(train["states"][layer], train["target"], ridge)
                   for layer in range(1, encoder.num_layers)}
         heads = cls(scorer.kind, model_label(encoder), config_hash(encoder), str(collection), encoder.num_layers,
                     {layer: weight for layer, (weight, _) in fitted.items()},
                     {"query": pd.factorize(candidates.loc[held, "qid"])[0], "final": [], "estimates": {}}, {})
-        report = heads._hold_out(scorer, _layer_outputs(scorer, candidates[held], batch_size, verbose))
+        report = heads._hold_out(scorer, layer_outputs(scorer, candidates[held], batch_size, verbose))
         for row in report:
             row["ridge"] = fitted[row["layer"]][1]
         heads.info = {"pseudo_queries": int(candidates["qid"].nunique()), "held_out_queries": len(held_qids),
@@ -189,14 +189,14 @@ class ExitHeads:
     def _hold_out(self, scorer, test: dict) -> list:
         """Keep the held-out pairs' full-depth scores and every head's estimates; per layer, the R² of
         the estimates, that of the model's own head on the layer, and the absolute error's quantiles."""
-        final = self.held["final"] = _scores(scorer, test["target"], test)
+        final = self.held["final"] = pair_scores(scorer, test["target"], test)
         spread = np.sum((final - final.mean()) ** 2)
         r2 = lambda estimate: float(1 - np.sum((estimate - final) ** 2) / spread)  # noqa: E731
         report = []
         for layer in sorted(self.weights):
-            estimate = _scores(scorer, LayerScorer(scorer.encoder, self).outputs(layer, test["states"][layer]), test)
+            estimate = pair_scores(scorer, LayerScorer(scorer.encoder, self).outputs(layer, test["states"][layer]), test)
             self.held["estimates"][layer] = estimate
-            own = _scores(scorer, test["own"][layer], test)
+            own = pair_scores(scorer, test["own"][layer], test)
             report.append({"layer": layer, "r2": r2(estimate), "r2_own_head": r2(own),
                            "error_q50": float(np.median(np.abs(estimate - final))),
                            "error_q95": float(np.quantile(np.abs(estimate - final), 0.95))})
@@ -278,31 +278,37 @@ def pseudo_queries(docs, count: int, words, rng) -> pd.DataFrame:
     return pd.DataFrame({"qid": [f"pq{i}" for i in range(len(queries))], "query": queries})
 
 
-def _layer_outputs(scorer, candidates: pd.DataFrame, batch_size, verbose) -> dict:
+def encoder_inputs(scorer, candidates: pd.DataFrame, batch_size) -> tuple:
+    """What the encoder reads for candidates (qid, query, text): their (query, text) pairs (cross-encoder)
+    or each distinct text once (bi-encoder); and ``data``: the input of each pair (``item_of_pair``) and,
+    for a bi-encoder, each pair's full-depth query vector (``query_vectors``)."""
+    if scorer.pairs:
+        inputs = list(zip(candidates["query"].astype(str), candidates["text"].astype(str)))
+        return inputs, {"item_of_pair": np.arange(len(inputs))}
+    inputs, item_of_pair = np.unique(candidates["text"].astype(str).to_numpy(), return_inverse=True)
+    queries, query_of_pair = np.unique(candidates["query"].astype(str).to_numpy(), return_inverse=True)
+    vectors = scorer.encoder.encode(queries, batch_size)[query_of_pair]
+    return inputs.tolist(), {"item_of_pair": item_of_pair, "query_vectors": vectors}
+
+
+def layer_outputs(scorer, candidates: pd.DataFrame, batch_size, verbose) -> dict:
     """For the candidates' inputs: every layer's head inputs (``states``: layer -> rows x dim) and
     outputs through the model's own pooling / classifier (``own``), their full-depth ``target``
     (embeddings or scores), and the mapping from pairs to inputs (and query vectors, bi-encoder)."""
     encoder = scorer.encoder
-    if scorer.pairs:
-        inputs = list(zip(candidates["query"].astype(str), candidates["text"].astype(str)))
-        out = {"item_of_pair": np.arange(len(inputs))}
-    else:
-        inputs, item_of_pair = np.unique(candidates["text"].astype(str).to_numpy(), return_inverse=True)
-        inputs = inputs.tolist()
-        queries, query_of_pair = np.unique(candidates["query"].astype(str).to_numpy(), return_inverse=True)
-        out = {"item_of_pair": item_of_pair, "query_vectors": encoder.encode(queries, batch_size)[query_of_pair]}
+    inputs, out = encoder_inputs(scorer, candidates, batch_size)
     run = LayerRun(encoder, inputs, batch_size, pairs=scorer.pairs)
     everything = np.ones(len(inputs), dtype=bool)
     out["states"], out["own"] = {}, {}
     for layer in _progress(range(1, encoder.num_layers + 1), f"{encoder._stage} exit heads", verbose):
         run.advance(layer, everything)
-        out["states"][layer] = _in_order(*run.features(scorer.state, layer))
-        out["own"][layer] = _in_order(*run.features(scorer.pool(layer), layer))
+        out["states"][layer] = in_order(*run.features(scorer.state, layer))
+        out["own"][layer] = in_order(*run.features(scorer.pool(layer), layer))
     out["target"] = out["own"][encoder.num_layers]
     return out
 
 
-def _scores(scorer, outputs: np.ndarray, data: dict) -> np.ndarray:
+def pair_scores(scorer, outputs: np.ndarray, data: dict) -> np.ndarray:
     """Per-pair scores from per-input outputs: the outputs themselves (cross) or dot products (bi)."""
     picked = outputs[data["item_of_pair"]]
     if scorer.pairs:
@@ -310,37 +316,10 @@ def _scores(scorer, outputs: np.ndarray, data: dict) -> np.ndarray:
     return np.einsum("ij,ij->i", picked, data["query_vectors"])
 
 
-def _in_order(rows: np.ndarray, values: np.ndarray) -> np.ndarray:
+def in_order(rows: np.ndarray, values: np.ndarray) -> np.ndarray:
     ordered = np.empty_like(values)
     ordered[rows] = values
     return ordered
-
-
-def _ridge(features: np.ndarray, target: np.ndarray, ridge=None):
-    """Ridge regression with an unpenalised bias: a (dim + 1) x outputs matrix (bias in the last row)
-    and the penalty used, relative to the mean diagonal of the Gram matrix. ``ridge=None`` picks it from
-    RIDGE_GRID by leave-one-out error.
-
-    Solved with torch: numpy's multi-threaded OpenBLAS LAPACK segfaults once pyserini's JVM runs
-    in the process (measured here with numpy.linalg.solve on a 10 x 10 system).
-    """
-    import torch
-
-    x = torch.from_numpy(features).double()
-    y = torch.from_numpy(target).double().reshape(len(target), -1)
-    x_mean, y_mean = x.mean(dim=0), y.mean(dim=0)
-    u, sv, vt = torch.linalg.svd(x - x_mean, full_matrices=False)
-    uy = u.T @ (y - y_mean)
-    scale = float((sv ** 2).sum()) / x.shape[1]  # the Gram matrix's mean diagonal
-    if ridge is None:
-        def leave_one_out(relative):  # the exact leave-one-out error of a ridge fit, from the hat matrix
-            kept = sv ** 2 / (sv ** 2 + relative * scale)
-            residuals = (y - y_mean) - u @ (kept[:, None] * uy)
-            leverage = (u ** 2) @ kept + 1 / len(x)
-            return float(((residuals ** 2).sum(dim=1) / (1 - leverage).clamp(min=1e-9) ** 2).sum())
-        ridge = min(RIDGE_GRID, key=leave_one_out)
-    weight = vt.T @ ((sv / (sv ** 2 + ridge * scale))[:, None] * uy)
-    return torch.vstack([weight, y_mean - x_mean @ weight]).numpy(), ridge
 
 
 def _progress(items, desc, verbose):
