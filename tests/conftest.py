@@ -1,5 +1,8 @@
 """Shared fixtures: the test collections beside the repo, and one Vaswani Lucene index per session."""
 import os
+import re
+from collections import Counter
+from itertools import islice
 from pathlib import Path
 
 import pytest
@@ -43,3 +46,11 @@ def minilm():
 def slice_candidates(vaswani_index, vaswani):
     """BM25's top 20 for the first 10 Vaswani topics (with text)."""
     return vaswani_index.bm25(num_results=20)(vaswani.get_topics().head(10))
+
+
+@pytest.fixture(scope="session")
+def words(vaswani):
+    """The 500 commonest words of the first 2,000 Vaswani documents (a tiny model's vocabulary)."""
+    docs = islice(vaswani.get_corpus_iter(), 2000)
+    counts = Counter(w for d in docs for w in re.findall(r"[a-z]+", d["text"].lower()))
+    return [w for w, _ in counts.most_common(500)]

