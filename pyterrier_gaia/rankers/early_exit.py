@@ -5,6 +5,7 @@ import pandas as pd
 import pyterrier as pt
 
 from ..cost.counts import report
+from .columns import require_columns
 from .exit_heads import ExitHeads, LayerScorer, encoder_inputs
 from .layerwise import LayerRun
 from .reranker import _minmax
@@ -27,8 +28,9 @@ class EarlyExitReRanker(pt.Transformer):
       that layer the documents of the full-depth top k were (see ``ExitHeads.margin``). A dropped
       candidate keeps its last estimate and still counts in the query's top k.
 
-    An input column ``agreement`` (one value per query, 0..1), when present, overrides the
-    ``agreement`` threshold per query (the diffusion re-ranker draws one per query).
+    An input column ``agreement`` (one value per query, at least 0), when present, overrides the
+    ``agreement`` threshold per query (the diffusion re-ranker draws one per query); a value above 1
+    is never met, so that query runs every layer.
 
     A document's score is its estimate from the last layer it ran for that query. Output: the input
     with ``score``, ``rank`` (from 0), ``exit_layer`` (the layer its query stopped at) and
@@ -95,14 +97,8 @@ class EarlyExitReRanker(pt.Transformer):
         return list(inp_cols) + [c for c in ("score", "rank", "exit_layer", "doc_layers") if c not in inp_cols]
 
     def _check(self, columns):
-        try:
-            pt.validate.columns(columns, includes=self._required(), context=self)
-        except pt.validate.InputValidationError as err:
-            missing = [c for c in self._required() if c not in columns]
-            raise pt.validate.InputValidationError(
-                f"EarlyExitReRanker: input lacks column(s) {missing} (has {list(columns)}); expected "
-                f"candidates with {', '.join(self._required())} (e.g. from gaia.LuceneIndex(...).bm25())",
-                err.modes) from None
+        require_columns("EarlyExitReRanker", self, columns, self._required(),
+                        f"expected candidates with {', '.join(self._required())} (e.g. from gaia.LuceneIndex(...).bm25())")
 
     # ----- ranking
     def transform(self, inp: pd.DataFrame) -> pd.DataFrame:
@@ -144,9 +140,9 @@ class EarlyExitReRanker(pt.Transformer):
         if "agreement" not in out.columns:
             return np.full(len(out), self.agreement)
         values = pd.to_numeric(out["agreement"], errors="coerce").to_numpy(dtype="float64")
-        if np.isnan(values).any() or (values < 0).any() or (values > 1).any():
-            raise ValueError("EarlyExitReRanker: the input column 'agreement' must hold numbers between 0 and 1 "
-                             "(one threshold per query)")
+        if np.isnan(values).any() or (values < 0).any():
+            raise ValueError("EarlyExitReRanker: the input column 'agreement' must hold numbers of at least 0 "
+                             "(one threshold per query; above 1: never exit early)")
         return values
 
     def _groups(self, query_codes, texts):

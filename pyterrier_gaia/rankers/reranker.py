@@ -4,6 +4,7 @@ import pandas as pd
 import pyterrier as pt
 
 from ..cost.counts import report
+from .columns import require_columns
 
 
 class ReRanker(pt.Transformer):
@@ -44,18 +45,15 @@ class ReRanker(pt.Transformer):
         return list(inp_cols) + [c for c in ("score", "rank") if c not in inp_cols]
 
     def _check(self, columns):
-        try:
-            pt.validate.columns(columns, includes=self._required(), context=self)
-        except pt.validate.InputValidationError as err:
-            missing = [c for c in self._required() if c not in columns]
-            hint = ""
-            if "text" in missing:
-                hint = ("; add the text with pt.text.get_text(index_or_dataset, 'text') before the "
-                        "re-ranker, or use a first stage that carries it, e.g. gaia.LuceneIndex(...).bm25()")
-            elif "score" in missing:
-                hint = "; interpolate= fuses with the first-stage score, so it needs a 'score' column"
-            raise pt.validate.InputValidationError(
-                f"{self!r}: input lacks column(s) {missing} (has {list(columns)}){hint}", err.modes) from None
+        missing = [c for c in self._required() if c not in columns]
+        if "text" in missing:
+            hint = ("add the text with pt.text.get_text(index_or_dataset, 'text') before the re-ranker, or use a "
+                    "first stage that carries it, e.g. gaia.LuceneIndex(...).bm25()")
+        elif "score" in missing:
+            hint = "interpolate= fuses with the first-stage score, so it needs a 'score' column"
+        else:
+            hint = f"expected {', '.join(self._required())}"
+        require_columns(repr(self), self, columns, self._required(), hint)
 
     def transform(self, inp: pd.DataFrame) -> pd.DataFrame:
         self._check(list(inp.columns))

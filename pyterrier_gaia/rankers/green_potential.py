@@ -1,0 +1,232 @@
+"""The green potential U(θ | q) = a·Ê(θ) + c·L̂(θ) − u·Û(θ | q) over the relaxed budget space, with
+its gradient (what Langevin dynamics follow).
+
+- :class:`LayerFraction` ℓ: the mean fraction of the layers a query runs at each exit threshold
+  (piecewise linear in the threshold, measured when fitting).
+- :class:`Usefulness` Û: how much of the full re-ranking's benefit a budget keeps for a query, a
+  linear model over (query signals) ⊗ (polynomial terms of depth, rung and ℓ), fitted by ridge
+  regression on simulated budgets (see :meth:`DiffusionReRanker.fit`). Û reads the threshold
+  through ℓ: what a looser threshold costs in quality follows how many layers it skips, which
+  jumps where the encoder's layers start to agree (a polynomial in the threshold itself cannot
+  follow that step).
+- :class:`CostTerms` Ê and L̂: energy and latency per query predicted by a calibrated
+  :class:`~pyterrier_gaia.cost.model.CostModel` from the operation counts a budget implies,
+  relative to the full budget (so the weights compare fractions of the full cost with usefulness).
+"""
+from dataclasses import dataclass
+from typing import Dict, List, Sequence
+
+import numpy as np
+
+from ..encoders import flops
+from .budget_space import BudgetSpace
+from .ridge import ridge_fit
+
+#: the counts an early-exit re-ranking reports, all of which CostTerms can predict
+PREDICTED_COUNTS = ("calls", "pairs", "tokens", "layer_tokens", "flops", "weight_bytes", "forward_passes")
+
+
+def basis(x: np.ndarray):
+    """Polynomial terms of relaxed budgets ``x`` (n x 3: depth d, rung p, layer fraction e) and their
+    gradients: ``(terms n x 10, gradients n x 10 x 3)``. Cubic in depth (where benefit saturates),
+    quadratic in the layer fraction, with the pairwise products."""
+    d, p, e = x[:, 0], x[:, 1], x[:, 2]
+    one, zero = np.ones_like(d), np.zeros_like(d)
+    terms = np.stack([one, d, d ** 2, d ** 3, p, e, e ** 2, d * p, d * e, p * e], axis=1)
+    gradients = np.stack([
+        np.stack([zero, zero, zero], 1), np.stack([one, zero, zero], 1), np.stack([2 * d, zero, zero], 1),
+        np.stack([3 * d ** 2, zero, zero], 1), np.stack([zero, one, zero], 1), np.stack([zero, zero, one], 1),
+        np.stack([zero, zero, 2 * e], 1), np.stack([p, d, zero], 1), np.stack([e, zero, d], 1),
+        np.stack([zero, e, p], 1)], axis=1)
+    return terms, gradients
+
+
+class LayerFraction:
+    """ℓ(x): the mean fraction of layers run at the exit threshold of budget points ``x``,
+    interpolated linearly between the thresholds of ``table`` (threshold -> fraction)."""
+
+    def __init__(self, table: Dict[float, float], space: BudgetSpace):
+        thresholds = sorted(table)
+        self.thresholds = np.array(thresholds, dtype=float)
+        self.fractions = np.array([table[t] for t in thresholds], dtype=float)
+        self.space = space
+
+    def __call__(self, x: np.ndarray):
+        """ℓ at points ``x`` (n x 3) and dℓ/dx[2]."""
+        agreement = self.space.agreement(x)
+        fraction = np.interp(agreement, self.thresholds, self.fractions)
+        if len(self.thresholds) < 2:
+            return fraction, np.zeros_like(agreement)
+        segment = np.clip(np.searchsorted(self.thresholds, agreement) - 1, 0, len(self.thresholds) - 2)
+        slope = np.diff(self.fractions)[segment] / np.maximum(np.diff(self.thresholds)[segment], 1e-12)
+        inside = (agreement >= self.thresholds[0]) & (agreement <= self.thresholds[-1])
+        return fraction, np.where(inside, slope, 0.0) * self.space.agreement_slope
+
+    def relax(self, x: np.ndarray):
+        """The points with the threshold replaced by ℓ, and dℓ/dx[2]: what :func:`basis` reads."""
+        fraction, slope = self(x)
+        return np.stack([x[:, 0], x[:, 1], fraction], axis=1), slope
+
+
+class Usefulness:
+    """Û(x | q) = Σ_jk W[j, k]·s̃_j(q)·b_k(z): s̃ the query's signals, standardised, with a leading 1;
+    b the :func:`basis` terms of z, the budget point with its threshold read as the layer fraction
+    ``layers(x)``."""
+
+    def __init__(self, weights, mean, std, layers: LayerFraction, info=None):
+        self.weights = np.asarray(weights, dtype=float)  # (signals + 1) x terms, the constant row first
+        self.mean, self.std = np.asarray(mean, dtype=float), np.asarray(std, dtype=float)
+        self.layers = layers
+        self.info = dict(info or {})
+
+    def _signals(self, signals: np.ndarray) -> np.ndarray:
+        standard = (np.asarray(signals, dtype=float) - self.mean) / self.std
+        return np.hstack([np.ones((len(standard), 1)), standard])
+
+    @staticmethod
+    def _design(signals_tilde: np.ndarray, terms: np.ndarray) -> np.ndarray:
+        return (signals_tilde[:, :, None] * terms[:, None, :]).reshape(len(terms), -1)
+
+    @classmethod
+    def fit(cls, signals: np.ndarray, x: np.ndarray, target: np.ndarray, layers: LayerFraction,
+            held_out=None) -> "Usefulness":
+        """Fit on rows of (query signals, budget point, usefulness); ``held_out`` (bool per row)
+        rows are kept out of the fit and give its held-out R² (``info["r2_held_out"]``)."""
+        signals = np.asarray(signals, dtype=float)
+        train = np.ones(len(x), dtype=bool) if held_out is None else ~np.asarray(held_out)
+        mean, std = signals[train].mean(axis=0), signals[train].std(axis=0)
+        model = cls(np.zeros(1), mean, np.where(std > 0, std, 1.0), layers)
+        design = cls._design(model._signals(signals), basis(layers.relax(x)[0])[0])
+        # column 0 of the design is constant 1: ridge_fit adds its own unpenalised bias
+        matrix, penalty = ridge_fit(design[train][:, 1:], np.asarray(target, dtype=float)[train])
+        weights = np.concatenate([[matrix[-1, 0]], matrix[:-1, 0]])
+        model.weights = weights.reshape(len(mean) + 1, -1)
+        model.info = {"rows": int(train.sum()), "ridge": penalty, "r2_train": _r2(target[train], model.value(
+            signals[train], x[train]))}
+        if held_out is not None and (~train).any():
+            model.info["r2_held_out"] = _r2(target[~train], model.value(signals[~train], x[~train]))
+        return model
+
+    def value(self, signals: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """Û for each row (signals n x F, points n x 3)."""
+        coefficients = self._signals(signals) @ self.weights
+        return np.einsum("nk,nk->n", coefficients, basis(self.layers.relax(x)[0])[0])
+
+    def gradient(self, signals: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """∂Û/∂x for each row (n x 3)."""
+        coefficients = self._signals(signals) @ self.weights
+        z, slope = self.layers.relax(x)
+        gradient = np.einsum("nk,nkj->nj", coefficients, basis(z)[1])
+        gradient[:, 2] *= slope
+        return gradient
+
+
+def _r2(measured, predicted) -> float:
+    measured = np.asarray(measured, dtype=float)
+    total = ((measured - measured.mean()) ** 2).sum()
+    return float(1 - ((measured - predicted) ** 2).sum() / total) if total > 0 else float("nan")
+
+
+@dataclass
+class QueryCosts:
+    """What a query's cost depends on besides its budget: the mean tokens and full-depth FLOPs of one
+    of its candidates, and the tokens and FLOPs of encoding the query itself (bi-encoder; else 0)."""
+
+    doc_tokens: np.ndarray
+    doc_flops: np.ndarray
+    query_tokens: np.ndarray
+    query_flops: np.ndarray
+
+    @classmethod
+    def of(cls, encoder, doc_lengths: List[np.ndarray], query_lengths: np.ndarray, encodes_query: bool):
+        """From the token lengths of each query's candidates and of the queries."""
+        config = encoder.model.config
+        layers, hidden, ffn = encoder.num_layers, config.hidden_size, config.intermediate_size
+        per_doc = lambda n: flops.forward_flops(1, int(n), layers, hidden, ffn)  # noqa: E731
+        query_lengths = np.asarray(query_lengths, dtype=float) * encodes_query
+        return cls(np.array([lengths.mean() for lengths in doc_lengths]),
+                   np.array([np.mean([per_doc(n) for n in lengths]) for lengths in doc_lengths]),
+                   query_lengths, np.array([per_doc(n) if n else 0.0 for n in query_lengths]))
+
+
+class CostTerms:
+    """Ê(x) and L̂(x) per query, relative to the full budget, from a calibrated cost model.
+
+    For a rung p, the counts of re-ranking d candidates of mean length t for a fraction ℓ of the
+    layers are: pairs d, tokens d·t, layer_tokens d·t·L·ℓ, flops d·f·ℓ (f: a candidate's
+    full-depth FLOPs), weight_bytes W_p·ℓ·d/B and forward_passes d/B (B: batch size), plus the
+    query's own encoding; so each cost is c0 + d·(α + β·ℓ), linear in the cost model's coefficients.
+    ℓ is the mean fraction of layers run at a threshold (``layers``).
+    """
+
+    def __init__(self, cost_model, stages: Sequence[str], space: BudgetSpace, encoder, weight_bytes: Sequence[int],
+                 batch_size: int, layers: LayerFraction):
+        table = cost_model.coefficients()
+        self.coefficients = []  # per rung: {count name: (seconds, joules) per unit}
+        for stage in stages:
+            rows = table.loc[stage]
+            unknown = sorted(set(rows.index) - set(PREDICTED_COUNTS))
+            if unknown:
+                raise ValueError(f"DiffusionReRanker: the cost model's stage {stage!r} uses counts {unknown}, "
+                                 f"which a budget does not determine; calibrate it on early-exit re-ranking "
+                                 f"records (gaia.calibrate_costs)")
+            self.coefficients.append({name: rows.loc[name].to_numpy() for name in rows.index})
+        self.space, self.layer_count, self.batch_size = space, encoder.num_layers, batch_size
+        self.weight_bytes = [float(w) for w in weight_bytes]
+        self.layers = layers
+
+    def _parts(self, rung: int, costs: QueryCosts):
+        """(c0, α, β) per query for one rung, each n x 2 (seconds, joules)."""
+        get = lambda name: self.coefficients[rung].get(name, np.zeros(2))[None, :]  # noqa: E731
+        c0 = get("calls") + get("tokens") * costs.query_tokens[:, None] + get("flops") * costs.query_flops[:, None]
+        alpha = get("pairs") + get("tokens") * costs.doc_tokens[:, None] + get("forward_passes") / self.batch_size
+        beta = (get("layer_tokens") * (costs.doc_tokens * self.layer_count)[:, None] + get("flops") * costs.doc_flops[:, None]
+                + get("weight_bytes") * self.weight_bytes[rung] / self.batch_size)
+        return c0, alpha, beta
+
+    def absolute(self, x: np.ndarray, costs: QueryCosts):
+        """(seconds, joules) per query at points ``x`` (n x 2), and their gradients (n x 2 x 3)."""
+        depth, slope = self.space.depth(x), self.space.depth_slope(x)
+        fraction, fraction_slope = self.layers(x)
+        lower, upper, w = self.space.rungs(x)
+        rungs = len(self.coefficients)
+        c0, alpha, beta = (np.stack(part) for part in zip(*(self._parts(r, costs) for r in range(rungs))))
+        rows, at = np.arange(len(x)), fraction[:, None]
+        value, grad = [], []
+        for rung in (lower, upper):
+            per_doc, per_layer = alpha[rung, rows], beta[rung, rows]   # n x 2 each
+            value.append(c0[rung, rows] + depth[:, None] * (per_doc + per_layer * at))
+            grad.append(np.stack([slope[:, None] * (per_doc + per_layer * at), np.zeros_like(per_doc),
+                                  depth[:, None] * per_layer * fraction_slope[:, None]],
+                                 axis=2))
+        w2 = w[:, None]
+        cost = (1 - w2) * value[0] + w2 * value[1]
+        gradient = (1 - w2)[:, :, None] * grad[0] + w2[:, :, None] * grad[1]
+        gradient[:, :, 1] = (value[1] - value[0]) * max(rungs - 1, 0)
+        return cost, gradient
+
+    def relative(self, x: np.ndarray, costs: QueryCosts):
+        """Costs and gradients relative to each query's full budget (the first rung, deepest, strictest)."""
+        full = np.tile(self.space.point(self.space.full), (len(x), 1))
+        reference, _ = self.absolute(full, costs)
+        reference = np.where(reference > 0, reference, 1.0)
+        cost, gradient = self.absolute(x, costs)
+        return cost / reference, gradient / reference[:, :, None]
+
+
+class GreenPotential:
+    """U(x | q) = a·Ê + c·L̂ − u·Û for a batch of queries (their signals and costs fixed)."""
+
+    def __init__(self, weights, usefulness: Usefulness, costs: CostTerms, signals: np.ndarray,
+                 query_costs: QueryCosts):
+        self.a, self.c, self.u = weights
+        self.usefulness, self.costs, self.signals, self.query_costs = usefulness, costs, signals, query_costs
+
+    def value(self, x: np.ndarray) -> np.ndarray:
+        relative, _ = self.costs.relative(x, self.query_costs)
+        return self.c * relative[:, 0] + self.a * relative[:, 1] - self.u * self.usefulness.value(self.signals, x)
+
+    def gradient(self, x: np.ndarray) -> np.ndarray:
+        _, gradient = self.costs.relative(x, self.query_costs)
+        return (self.c * gradient[:, 0] + self.a * gradient[:, 1]
+                - self.u * self.usefulness.gradient(self.signals, x))

@@ -1,0 +1,274 @@
+"""DiffusionReRanker: Langevin dynamics (T → 0 is projected gradient descent; T > 0 samples exp(−U/T)),
+the green potential's gradient, draws that lower U, seeded and batch-independent draws, output columns,
+tuning, bad input; mechanics on a tiny random BERT, behaviour on MiniLM; all on BM25's top 20 for
+10 Vaswani topics."""
+import numpy as np
+import pandas as pd
+import pytest
+
+import pyterrier_gaia as gaia
+from pyterrier_gaia.rankers.budget_space import Budget, BudgetSpace
+from pyterrier_gaia.rankers.langevin import langevin, query_noise, temperatures
+from tiny_models import tiny_bert
+
+DEPTHS = (5, 20)
+
+
+@pytest.fixture(scope="module")
+def tiny_bi(tmp_path_factory, words):
+    return gaia.BiEncoder(tiny_bert(tmp_path_factory.mktemp("tiny") / "bi", words, layers=4, cross=False))
+
+
+def known_costs(ranker, seconds_per_gflop={"fp32": 1.0, "int8": 0.4}):
+    """A cost model fitted on synthetic records of early-exit re-rankings whose time is exactly 1 ms a
+    call plus ``seconds_per_gflop`` at each precision, drawing 1.25 W·s per second (a tiny random
+    model's measured costs are mostly Python overhead and too noisy to test the potential's direction)."""
+    rng = np.random.default_rng(0)
+    records = []
+    for precision, rate in seconds_per_gflop.items():
+        for _ in range(40):
+            depth, tokens, fraction = rng.integers(*DEPTHS), rng.uniform(20, 60), rng.uniform(0.25, 1)
+            flops = depth * fraction * (6e4 * tokens + 1e3 * tokens ** 2)
+            counts = dict(pairs=int(depth), tokens=depth * tokens, layer_tokens=depth * tokens * 4 * fraction,
+                          flops=flops, forward_passes=1, weight_bytes=1e5 * fraction)
+            wall = 0.001 + rate * flops / 1e9
+            records.append(dict(stage=ranker.cost_stage(precision), queries=1, wall_s=wall, joules=1.25 * wall,
+                                counts=counts))
+    return gaia.CostModel.calibrate(records)
+
+
+@pytest.fixture(scope="module")
+def fitted(tiny_bi, slice_candidates):
+    """A tiny-model diffusion re-ranker, its usefulness fitted on the slice, with known costs."""
+    ranker = gaia.DiffusionReRanker(tiny_bi, depths=DEPTHS, weights=(1, 0, 1)).fit(slice_candidates)
+    ranker.cost_model = known_costs(ranker)
+    return ranker
+
+
+@pytest.fixture(scope="module")
+def potential(fitted, slice_candidates):
+    return fitted.potential(fitted.in_first_stage_order(slice_candidates))
+
+
+def _full(ranker, queries):
+    return np.tile(ranker.space.point(ranker.space.full), (queries, 1))
+
+
+# ----- Langevin dynamics
+def test_zero_temperature_is_projected_gradient_descent(potential, fitted):
+    start = _full(fitted, 10)
+    noise = query_noise(0, [str(q) for q in range(10)], 30, 3)
+    drawn = langevin(potential.gradient, start, 0.02, temperatures(0, 0, 30), noise)
+    x = start.copy()
+    for _ in range(30):
+        x = np.clip(x - 0.02 * potential.gradient(x), 0, 1)
+    np.testing.assert_allclose(drawn, x, rtol=0, atol=1e-12)
+    assert (potential.value(drawn) <= potential.value(start) + 1e-12).all()
+
+
+def test_constant_temperature_samples_the_boltzmann_density():
+    """On U(x) = |x − ½|²/(2σ²) (a box wide enough not to bind) draws follow exp(−U/T): mean ½, variance T·σ²."""
+    sigma2, temperature, chains, steps = 0.01, 0.5, 4000, 400
+    gradient = lambda x: (x - 0.5) / sigma2  # noqa: E731
+    noise = np.random.default_rng(1).standard_normal((chains, steps, 1))
+    drawn = langevin(gradient, np.full((chains, 1), 0.5), 1e-4, np.full(steps, temperature), noise)
+    assert abs(drawn.mean() - 0.5) < 0.005
+    assert drawn.var() == pytest.approx(temperature * sigma2, rel=0.1)
+
+
+def test_annealing_schedule():
+    schedule = temperatures(0.01, 1e-4, 5)
+    assert schedule[0] == pytest.approx(0.01) and schedule[-1] == pytest.approx(1e-4)
+    assert (np.diff(schedule) < 0).all()
+    assert (temperatures(0, 0, 4) == 0).all()
+    with pytest.raises(ValueError, match="temperature"):
+        temperatures(1e-4, 0.01, 5)
+
+
+def test_noise_is_per_query():
+    both = query_noise(3, ["a", "b"], 7, 3)
+    np.testing.assert_array_equal(both[1], query_noise(3, ["b"], 7, 3)[0])
+    assert not np.allclose(both[0], both[1])
+
+
+# ----- the potential
+def test_potential_gradient_matches_finite_differences(potential):
+    x = np.random.default_rng(0).uniform(0.05, 0.95, size=(10, 3))
+    h = 1e-6
+    numeric = np.stack([(potential.value(x + h * e) - potential.value(x - h * e)) / (2 * h)
+                        for e in np.eye(3)], axis=1)
+    np.testing.assert_allclose(potential.gradient(x), numeric, rtol=1e-4, atol=1e-6)
+
+
+def test_cost_terms_are_relative_to_the_full_budget(potential, fitted):
+    full = _full(fitted, 10)
+    relative, _ = potential.costs.relative(full, potential.query_costs)
+    np.testing.assert_allclose(relative, 1.0)
+    cheapest = np.zeros((10, 3)) + [0, 1, 0]
+    assert (potential.costs.relative(cheapest, potential.query_costs)[0] < 1).all()
+
+
+def test_draws_lower_the_potential(fitted, potential, slice_candidates):
+    qids = sorted(slice_candidates["qid"].unique())
+    drawn = fitted.draw(potential, qids)
+    start = potential.value(_full(fitted, len(qids)))
+    assert (potential.value(drawn) <= start + 1e-3).all()
+    assert potential.value(drawn).mean() < start.mean()
+    rounded = np.array([fitted.space.point(fitted.space.round(x, 20)) for x in drawn])
+    assert potential.value(rounded).mean() < start.mean()
+
+
+def test_energy_weight_moves_draws_to_cheaper_budgets(fitted, slice_candidates):
+    thrifty = fitted.with_weights((10, 0, 1))(slice_candidates).groupby("qid").first()
+    lavish = fitted.with_weights((0.01, 0, 10))(slice_candidates).groupby("qid").first()
+    assert thrifty["depth"].mean() < lavish["depth"].mean()
+
+
+# ----- re-ranking
+def test_output_columns_and_order(fitted, slice_candidates, tiny_bi):
+    out = fitted(slice_candidates)
+    assert len(out) == len(slice_candidates)
+    for column in ("score", "rank", "depth", "precision", "agreement", "layers", "doc_layers", "steps"):
+        assert column in out.columns
+    assert (out["steps"] == 40).all()
+    assert out["precision"].isin(["fp32", "int8"]).all()
+    first = slice_candidates.sort_values(["qid", "score"], ascending=[True, False])
+    for qid, group in out.groupby("qid"):
+        budget = group.iloc[0]
+        assert DEPTHS[0] <= budget["depth"] <= DEPTHS[1] and 1 <= budget["layers"] <= tiny_bi.num_layers
+        assert group[["depth", "precision", "agreement", "layers"]].nunique().max() == 1
+        assert list(group["rank"]) == list(range(len(group)))
+        reranked, rest = group.iloc[:budget["depth"]], group.iloc[budget["depth"]:]
+        assert (reranked["doc_layers"] >= 1).all() and (rest["doc_layers"] == 0).all()
+        order = first[first["qid"] == qid]["docno"].tolist()
+        assert set(reranked["docno"]) == set(order[:budget["depth"]])
+        assert rest["docno"].tolist() == order[budget["depth"]:]
+
+
+def test_seeded_and_independent_of_the_batch(fitted, slice_candidates):
+    budget = ["qid", "depth", "precision", "agreement"]
+    everything = fitted(slice_candidates)
+    again = fitted(slice_candidates)
+    pd.testing.assert_frame_equal(everything, again)
+    some = slice_candidates[slice_candidates["qid"].isin(["2", "5", "7"])]
+    alone = fitted(some)
+    together = everything[everything["qid"].isin(["2", "5", "7"])].reset_index(drop=True)
+    pd.testing.assert_frame_equal(alone[budget].drop_duplicates().reset_index(drop=True),
+                                  together[budget].drop_duplicates().reset_index(drop=True))
+    # int8's dynamic quantization scales activations per batch, so its scores move a little with the company
+    np.testing.assert_allclose(alone["score"], together["score"], rtol=1e-3)
+
+
+def test_interpolation_fuses_first_stage_scores(fitted, slice_candidates):
+    fused = gaia.DiffusionReRanker(fitted.encoder, depths=DEPTHS, interpolate=1.0)
+    fused.usefulness, fused.layers, fused.cost_model = fitted.usefulness, fitted.layers, fitted.cost_model
+    out = fused(slice_candidates)  # α = 1: the first stage alone decides the order
+    first = slice_candidates.sort_values(["qid", "score"], ascending=[True, False], kind="stable")
+    for qid, group in out.groupby("qid"):
+        assert group["docno"].tolist() == first[first["qid"] == qid]["docno"].tolist()
+
+
+def test_usefulness_fitted_with_judgments(tiny_bi, slice_candidates, vaswani):
+    ranker = gaia.DiffusionReRanker(tiny_bi, depths=DEPTHS).fit(slice_candidates, vaswani.get_qrels())
+    assert ranker.usefulness.info["target"] == "nDCG@k"
+    assert ranker.usefulness.info["queries"] == 10
+
+
+def test_calibrate_costs_meters_each_precision(fitted, slice_candidates):
+    ledger = gaia.Ledger()
+    model = gaia.calibrate_costs(fitted, slice_candidates, queries=10, sensors="model", ledger=ledger)
+    stages = [fitted.cost_stage(p) for p in ("fp32", "int8")]
+    assert sorted(model.stages) == sorted(stages)
+    assert sorted(r["stage"] for r in ledger.records) == sorted(stages * 10)
+    assert len({r["counts"]["pairs"] for r in ledger.records}) > 1  # random depths, so the fit sees counts vary
+    assert all(r["method"] == "model" and r["joules"] > 0 for r in ledger.records)
+
+
+def test_tune_traces_weights(fitted, vaswani_index, vaswani):
+    result = gaia.tune(vaswani_index.bm25(num_results=20), fitted, vaswani.get_topics().head(4),
+                       vaswani.get_qrels(), weights=[(1, 0, 4), (4, 0, 0.5)], sensors="model")
+    assert list(result["u"]) == [4, 0.5] and list(result["a"]) == [1, 4]
+    assert result[["nDCG@10", "AP", "J/q", "gCO2e/q", "mrt"]].notna().all().all()
+    assert (result["J/q"] > 0).all()
+
+
+# ----- bad input
+@pytest.mark.parametrize("weights", [(-1, 0, 1), (0, 0, 0), (1, 1), (1, float("nan"), 1)])
+def test_bad_weights_are_named(tiny_bi, weights):
+    with pytest.raises(ValueError, match=r"weights=.*non-negative"):
+        gaia.DiffusionReRanker(tiny_bi, weights=weights)
+
+
+def test_depth_range_beyond_the_candidates(fitted, slice_candidates):
+    deep = gaia.DiffusionReRanker(fitted.encoder, depths=(5, 50))
+    deep.usefulness, deep.layers, deep.cost_model = fitted.usefulness, fitted.layers, fitted.cost_model
+    with pytest.raises(ValueError, match=r"reach 50.*no query has more than 20.*bm25 % 50"):
+        deep(slice_candidates)
+
+
+def test_cost_model_not_calibrated_for_the_encoder(fitted, minilm, slice_candidates):
+    other = gaia.DiffusionReRanker(minilm, depths=DEPTHS)
+    with pytest.raises(ValueError, match="not calibrated for this encoder.*gaia.calibrate_costs"):
+        other.cost_model = fitted.cost_model
+    with pytest.raises(ValueError, match="not calibrated for this encoder"):
+        gaia.DiffusionReRanker(minilm, fitted.cost_model)
+
+
+def test_unfitted_ranker_says_what_to_do(tiny_bi, slice_candidates):
+    with pytest.raises(ValueError, match=r"not fitted; call \.fit"):
+        gaia.DiffusionReRanker(tiny_bi, depths=DEPTHS)(slice_candidates)
+
+
+def test_missing_columns_are_named(fitted, slice_candidates):
+    with pytest.raises(Exception, match=r"lacks column\(s\) \['text'\]"):
+        fitted(slice_candidates.drop(columns=["text"]))
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(depths=(0, 10)), "depths="), (dict(depths=(20, 10)), "depths="),
+    (dict(precisions=["fp32", "fp32"]), "distinct precisions"), (dict(agreements=(0.9, 0.5)), "agreements="),
+    (dict(precisions=["fp32", "nf5"]), "nf5"), (dict(interpolate=2), "interpolate="),
+    (dict(probe_layer=9), "probe_layer=9"), (dict(steps=0), "steps=0")])
+def test_bad_options_are_named(tiny_bi, options, message):
+    with pytest.raises(ValueError, match=message):
+        gaia.DiffusionReRanker(tiny_bi, **options)
+
+
+# ----- the budget space
+def test_budget_space_round_trip():
+    space = BudgetSpace((10, 100), ["fp32", "int8"], (0.5, 1.0), k=10)
+    for budget in space.grid():
+        assert space.round(space.point(budget), 100) == budget
+    assert space.round(np.array([1.0, 0.0, 1.0]), 30) == Budget(30, "fp32", 1.0)
+    beyond = BudgetSpace((10, 100), ["fp32"], (0.5, 1.1), k=10)
+    assert beyond.full == Budget(100, "fp32", 1.1) and beyond.round(np.ones(3), 100) == beyond.full
+    assert space.point(space.full).tolist() == [1.0, 0.0, 1.0]
+
+
+# ----- the early-exit threshold per query (what the diffusion re-ranker hands down)
+def test_early_exit_reads_a_threshold_per_query(tiny_bi, slice_candidates):
+    ranker = gaia.EarlyExitReRanker(tiny_bi, k=5, agreement=1.0, cascade=False)
+    loose = slice_candidates.assign(agreement=np.where(slice_candidates["qid"] == "1", 0.0, 1.0))
+    out = ranker(loose).groupby("qid")["exit_layer"].first()
+    assert out["1"] == 2  # the first layer at which two exits can be compared
+    strict = ranker(slice_candidates).groupby("qid")["exit_layer"].first()
+    assert (out.drop("1") == strict.drop("1")).all()
+    never = ranker(slice_candidates.assign(agreement=1.1)).groupby("qid")["exit_layer"].first()
+    assert (never == tiny_bi.num_layers).all()
+    with pytest.raises(ValueError, match="'agreement' must hold numbers of at least 0"):
+        ranker(slice_candidates.assign(agreement=-0.5))
+
+
+# ----- behaviour on the real model
+def test_minilm_usefulness_grows_with_depth(minilm, slice_candidates):
+    """Fitted without judgments on MiniLM, Û says a deeper fp32 re-ranking keeps more of the full one."""
+    ranker = gaia.DiffusionReRanker(minilm, depths=DEPTHS).fit(slice_candidates, held_out=0.3)
+    signals = ranker._signals(ranker.in_first_stage_order(slice_candidates))
+    def mean_usefulness(budget):
+        return ranker.usefulness.value(signals, np.tile(ranker.space.point(budget), (len(signals), 1))).mean()
+
+    values = {depth: mean_usefulness(Budget(depth, "fp32", 1.1)) for depth in (5, 10, 20)}
+    assert values[5] < values[10] < values[20]
+    assert values[20] == pytest.approx(1.0, abs=0.1)  # the full budget is the full re-ranking (a smooth fit)
+    assert mean_usefulness(Budget(20, "fp32", 0.5)) < values[20]  # exiting early loses some of it
+    assert ranker.usefulness.info["r2_train"] > 0.5
