@@ -159,6 +159,13 @@ def test_seeded_and_independent_of_the_batch(fitted, slice_candidates):
     np.testing.assert_allclose(alone["score"], together["score"], rtol=1e-3)
 
 
+def test_budgets_are_the_draws_transform_reranks_with(fitted, slice_candidates):
+    drawn = fitted.budgets(slice_candidates)
+    used = fitted(slice_candidates).groupby("qid", sort=True)[["depth", "precision", "agreement"]].first()
+    assert list(drawn.columns) == ["qid", "depth", "precision", "agreement"]
+    pd.testing.assert_frame_equal(drawn.set_index("qid"), used, check_dtype=False)
+
+
 def test_interpolation_fuses_first_stage_scores(fitted, slice_candidates):
     fused = gaia.DiffusionReRanker(fitted.encoder, depths=DEPTHS, interpolate=1.0)
     fused.usefulness, fused.layers, fused.cost_model = fitted.usefulness, fitted.layers, fitted.cost_model

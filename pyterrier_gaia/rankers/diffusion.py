@@ -255,11 +255,24 @@ class DiffusionReRanker(pt.Transformer):
             raise ValueError(f"DiffusionReRanker: depths={self.space.depths} reach {self.space.depths[1]}, but no "
                              f"query has more than {available.max()} candidates; lower the depth range or "
                              f"retrieve more (e.g. bm25 % {self.space.depths[1]})")
+        return self._rerank(ranked, self._budgets(ranked, available))[columns]
+
+    def budgets(self, candidates: pd.DataFrame) -> pd.DataFrame:
+        """The budget drawn for each query of ``candidates`` (as :meth:`transform` would draw it, without
+        re-ranking): one row per qid with its ``depth``, ``precision`` and ``agreement`` threshold."""
+        self._check(list(candidates.columns))
+        self._require_fitted()
+        ranked = self.in_first_stage_order(candidates)
+        drawn = self._budgets(ranked, ranked.groupby("qid", sort=True).size())
+        return pd.DataFrame([{"qid": qid, "depth": b.depth, "precision": b.precision, "agreement": b.agreement}
+                             for qid, b in drawn.items()])
+
+    def _budgets(self, ranked: pd.DataFrame, available: pd.Series) -> dict:
+        """qid -> the rounded Langevin draw for that query, its depth capped by its ``available`` candidates."""
         top = ranked[ranked["position"] < self.space.depths[1]].reset_index(drop=True)
         qids = list(available.index)
         points = self.draw(self.potential(top), qids)
-        budgets = {qid: self.space.round(point, int(available[qid])) for qid, point in zip(qids, points)}
-        return self._rerank(ranked, budgets)[columns]
+        return {qid: self.space.round(point, int(available[qid])) for qid, point in zip(qids, points)}
 
     def _rerank(self, ranked: pd.DataFrame, budgets) -> pd.DataFrame:
         """Re-rank each query's top ``depth`` candidates with its budget; the rest keep their order below."""
