@@ -166,6 +166,14 @@ def test_budgets_are_the_draws_transform_reranks_with(fitted, slice_candidates):
     pd.testing.assert_frame_equal(drawn.set_index("qid"), used, check_dtype=False)
 
 
+def test_thresholds_above_one_take_the_exit_lever_away(tiny_bi, slice_candidates):
+    no_exit = gaia.DiffusionReRanker(tiny_bi, depths=DEPTHS, agreements=(1.1, 1.1)).fit(slice_candidates)
+    no_exit.cost_model = known_costs(no_exit)
+    out = no_exit.with_weights((10, 0, 1))(slice_candidates)
+    assert (out["agreement"] == 1.1).all() and (out["layers"] == tiny_bi.num_layers).all()
+    assert out.groupby("qid")["depth"].first().mean() < DEPTHS[1]  # depth and precision still move
+
+
 def test_interpolation_fuses_first_stage_scores(fitted, slice_candidates):
     fused = gaia.DiffusionReRanker(fitted.encoder, depths=DEPTHS, interpolate=1.0)
     fused.usefulness, fused.layers, fused.cost_model = fitted.usefulness, fitted.layers, fitted.cost_model
