@@ -1,7 +1,7 @@
 """Diffusion-tuned re-ranking against fixed budgets: on each collection, one metered gaia.Experiment of
 BM25; BM25 % 100 >> MiniLM fp32 fused with BM25 (interpolate=0.3, the reference); the same at depths
 50, 20, 10; int8; early exit; plain fp32 re-ranking (no fusion); gaia.DiffusionReRanker at several
-weights. Columns nDCG@10, AP, J/q, gCO2e/q, ms/q; the Pareto front and hypervolume of each family
+weights, with and without its exit lever. Columns nDCG@10, AP, J/q, gCO2e/q, ms/q; the Pareto front and hypervolume of each family
 against one common reference point; a PNG per collection.
 
     .venv/bin/python benchmarks/diffusion.py [--collections vaswani cranfield cacm] [--topics 50]
@@ -33,11 +33,13 @@ MEASURES = [pt.measures.nDCG @ 10, pt.measures.AP, "mrt"]
 FUSION = 0.3
 REFERENCE = "fused fp32 top 100"
 USEFULNESS_WEIGHTS = (0.5, 1, 2, 4, 8)  # u in (a, c, u) = (1, 0, u)
+NO_EXIT_WEIGHTS = (1, 2, 4)
+NO_EXIT = (1.1, 1.1)  # exit thresholds above 1 are never met: depth and precision are the only levers
 
 
-def prepared_diffusion(encoder, heads_path, index, ds, queries, seed=1):
+def prepared_diffusion(encoder, heads_path, index, ds, queries, seed=1, **options):
     """A DiffusionReRanker with its usefulness fitted and costs calibrated on ``queries`` pseudo-queries."""
-    ranker = gaia.DiffusionReRanker(encoder, heads=heads_path, interpolate=FUSION, seed=seed)
+    ranker = gaia.DiffusionReRanker(encoder, heads=heads_path, interpolate=FUSION, seed=seed, **options)
     pseudo = pseudo_queries(ds.get_corpus_iter(), queries, (4, 12), np.random.default_rng(seed))
     candidates = index.bm25(num_results=100)(pseudo)
     started = time.perf_counter()
@@ -45,13 +47,13 @@ def prepared_diffusion(encoder, heads_path, index, ds, queries, seed=1):
     fitted = time.perf_counter()
     ranker.cost_model = gaia.calibrate_costs(ranker, candidates, sensors="model", seed=seed)
     info = ranker.usefulness.info
-    print(f"diffusion: usefulness fitted on {info['queries']} pseudo-queries in {fitted - started:.0f} s "
+    print(f"diffusion {options or ''}: usefulness fitted on {info['queries']} pseudo-queries in {fitted - started:.0f} s "
           f"(R² train {info.get('r2_train', float('nan')):.3f}, held-out {info.get('r2_held_out', float('nan')):.3f}); "
           f"cost model calibrated in {time.perf_counter() - fitted:.0f} s")
     return ranker
 
 
-def systems(encoder, heads_path, index, diffusion):
+def systems(encoder, heads_path, index, diffusion, no_exit):
     """(name, family, pipeline) of every system compared."""
     bm25 = index.bm25(num_results=100)
     fused = encoder.reranker(interpolate=FUSION)
@@ -63,6 +65,8 @@ def systems(encoder, heads_path, index, diffusion):
                                              interpolate=FUSION)),
              ("plain fp32 top 100", "plain fp32 (no fusion)", bm25 >> encoder.reranker())]
     rows += [(f"diffusion u={u:g}", "diffusion", bm25 >> diffusion.with_weights((1, 0, u))) for u in USEFULNESS_WEIGHTS]
+    rows += [(f"diffusion no-exit u={u:g}", "diffusion, no exits", bm25 >> no_exit.with_weights((1, 0, u)))
+             for u in NO_EXIT_WEIGHTS]
     return rows
 
 
@@ -82,23 +86,26 @@ def collection_table(name, spec, topic_count, heads_folder, tmp, pseudo):
     heads_path, _ = fit_heads(name, ds, index, heads_folder, 300)
     encoder = gaia.BiEncoder()
     diffusion = prepared_diffusion(encoder, heads_path, index, ds, pseudo)
-    compared = systems(encoder, heads_path, index, diffusion)
+    no_exit = prepared_diffusion(encoder, heads_path, index, ds, pseudo, agreements=NO_EXIT)
+    compared = systems(encoder, heads_path, index, diffusion, no_exit)
     warm_up([pipeline for _, _, pipeline in compared], topics)
     started = time.perf_counter()
     table = gaia.Experiment([p for _, _, p in compared], topics, qrels, MEASURES, names=[n for n, _, _ in compared],
                             sensors="model")
     print(f"experiment: {time.perf_counter() - started:.0f} s")
     table = table.rename(columns={"mrt": "ms/q"}).assign(family=[f for _, f, _ in compared], collection=name)
-    print(budget_summary(diffusion, index.bm25(num_results=100)(topics)).to_string(index=False))
+    candidates = index.bm25(num_results=100)(topics)
+    print(pd.concat([budget_summary(diffusion, candidates, USEFULNESS_WEIGHTS),
+                     budget_summary(no_exit, candidates, NO_EXIT_WEIGHTS)]).to_string(index=False))
     return table
 
 
-def budget_summary(diffusion, candidates):
+def budget_summary(diffusion, candidates, weights):
     """What the diffusion re-ranker draws at each weighting: depth quartiles, int8 share, no-exit share."""
     rows = []
-    for u in USEFULNESS_WEIGHTS:
+    for u in weights:
         drawn = diffusion.with_weights((1, 0, u)).budgets(candidates)
-        rows.append({"weights": f"(1, 0, {u:g})", "depth q25/q50/q75": "/".join(
+        rows.append({"agreements": str(diffusion.space.agreements), "weights": f"(1, 0, {u:g})", "depth q25/q50/q75": "/".join(
                          f"{d:.0f}" for d in drawn["depth"].quantile([0.25, 0.5, 0.75])),
                      "mean depth": round(drawn["depth"].mean(), 1),
                      "int8 share": round((drawn["precision"] == "int8").mean(), 2),
@@ -113,14 +120,15 @@ def front_summary(table, name, figures):
     families = pd.DataFrame([{"collection": name, "family": family, "systems": len(rows),
                               "hypervolume": gaia.pareto(rows, reference=reference).hypervolume}
                              for family, rows in table.groupby("family", sort=False)])
-    fixed = table[table["family"] != "diffusion"]
+    drawn = table["family"].str.startswith("diffusion")
+    fixed = table[~drawn]
     families.loc[len(families)] = {"collection": name, "family": "all fixed-budget systems", "systems": len(fixed),
                                    "hypervolume": gaia.pareto(fixed, reference=reference).hypervolume}
     families.loc[len(families)] = {"collection": name, "family": "all systems", "systems": len(table),
                                    "hypervolume": gaia.pareto(table, reference=reference).hypervolume}
     full = table[table["name"] == REFERENCE].iloc[0]
     rows = []
-    for _, point in table[table["family"] == "diffusion"].iterrows():
+    for _, point in table[drawn].iterrows():
         affordable = fixed[fixed["J/q"] <= point["J/q"]]
         rows.append({"collection": name, "system": point["name"],
                      "nDCG@10 / reference": point["nDCG@10"] / full["nDCG@10"],
