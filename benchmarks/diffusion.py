@@ -1,8 +1,8 @@
 """Diffusion-tuned re-ranking against fixed budgets: on each collection, one metered gaia.Experiment of
 BM25; BM25 % 100 >> MiniLM fp32 fused with BM25 (interpolate=0.3, the reference); the same at depths
 50, 20, 10; int8; early exit; plain fp32 re-ranking (no fusion); gaia.DiffusionReRanker at several
-weights, with and without its exit lever. Columns nDCG@10, AP, J/q, gCO2e/q, ms/q; the Pareto front and hypervolume of each family
-against one common reference point; a PNG per collection.
+weights, with and without its exit lever. Columns nDCG@10, AP, J/q, gCO2e/q, ms/q; the Pareto front
+and hypervolume of each family against one common reference point; a PNG per collection.
 
     .venv/bin/python benchmarks/diffusion.py [--collections vaswani cranfield cacm] [--topics 50]
                                              [--heads DIR] [--figures docs/figures] [--data ../shared/data]
@@ -134,10 +134,8 @@ def front_summary(table, name, figures):
                      "nDCG@10 / reference": point["nDCG@10"] / full["nDCG@10"],
                      "J/q ÷ (reference / this)": full["J/q"] / point["J/q"],
                      "best fixed nDCG@10 at ≤ its J/q": affordable["nDCG@10"].max() if len(affordable) else np.nan,
-                     "dominated by a fixed budget": bool(((fixed["J/q"] <= point["J/q"])
-                                                          & (fixed["nDCG@10"] >= point["nDCG@10"])
-                                                          & ((fixed["J/q"] < point["J/q"])
-                                                             | (fixed["nDCG@10"] > point["nDCG@10"]))).any())})
+                     "dominated by a fixed budget": point["name"] not in set(
+                         gaia.pareto(pd.concat([fixed, point.to_frame().T])).points["name"])})
     path = gaia.plot_pareto(table, Path(figures) / f"diffusion-{name}.png", family="family", logx=True,
                             reference=reference, title=f"{name}: nDCG@10 against modelled J/q (no RAPL/NVML)")
     print(f"figure: {path}")

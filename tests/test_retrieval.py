@@ -110,7 +110,6 @@ def test_no_usable_java_is_one_clear_error(tmp_path, monkeypatch):
         java.find_java()
 
 
-
 def test_lucene_logging_is_quiet_and_settable(tmp_path, vaswani, capfd):
     docs = list(itertools.islice(vaswani.get_corpus_iter(), 20))
     gaia.LuceneIndex(tmp_path / "quiet").index(docs)
