@@ -38,7 +38,7 @@ def test_bm25_cost_follows_postings_and_depth(vaswani_index, topics):
     deep(topics)   # warm-up: JVM, searcher, docstore
     shallow(topics)
     frames = [topics.iloc[[i]] for i in range(len(topics))]
-    records = _metered([(stage, frame) for frame in frames for stage in (shallow, deep)], "bm25", repeat=3)
+    records = _metered([(stage, frame) for frame in frames for stage in (shallow, deep)], "bm25", repeat=5)
     train, test = _halves(records)
     model = gaia.CostModel.calibrate(train)
     assert model._stages["bm25"].features == ["postings", "docs_scored"]
