@@ -43,13 +43,11 @@ def read_trec_docs(path, docnos: Optional[UniqueIds] = None) -> Iterator[dict]:
             if tag:
                 raise MalformedFileError(path, line_no, "text outside any <DOC> record")
         else:
-            match = _DOCNO.search(line)
-            if match:
+            for match in _DOCNO.finditer(line):
                 if docno is not None:
                     raise MalformedFileError(path, line_no, f"a second <DOCNO> in the record started at line {start}")
                 docno = docnos.add(match.group(1), path, line_no)
-                line = line[:match.start()] + line[match.end():]
-            body.append(line)
+            body.append(_DOCNO.sub("", line))
     if start is not None:
         raise MalformedFileError(path, start, "record is not closed by </DOC>: the file looks cut short")
 
