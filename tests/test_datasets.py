@@ -4,9 +4,14 @@ import hashlib
 import json
 import os
 import re
+import shutil
+import tempfile
+from pathlib import Path
 
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import pyterrier_gaia as gaia
 from pyterrier_gaia.datasets import MalformedFileError
@@ -342,3 +347,160 @@ def test_malformed_beir_files_name_file_and_line(tmp_path, corpus, queries, qrel
     ds = gaia.datasets.get(f"beir:{tmp_path}")
     with pytest.raises(MalformedFileError, match=message):
         list(ds.get_corpus_iter()), ds.get_topics(), ds.get_qrels()
+
+
+# --- Property-based: mangled files are read whole and well-formed, or refused with an error naming them ---
+
+# (collection, format, file, the part it feeds, a regex for the bytes that open a record, records kept)
+SAMPLES = {
+    "cranfield docs": ("cranfield", "cranfield", "cran.all.1400", "corpus", rb"^\.I ", 6),
+    "cranfield topics": ("cranfield", "cranfield", "cran.qry", "topics", rb"^\.I ", 4),
+    "cranfield qrels": ("cranfield", "cranfield", "cranqrel", "qrels", rb"^", 12),
+    "cacm docs": ("cacm", "cacm", "cacm.all", "corpus", rb"^\.I ", 5),
+    "cacm topics": ("cacm", "cacm", "query.text", "topics", rb"^\.I ", 4),
+    "cacm qrels": ("cacm", "cacm", "qrels.text", "qrels", rb"^", 12),
+    "medline docs": ("medline", "medline", "MED.ALL", "corpus", rb"^\.I ", 4),
+    "medline topics": ("medline", "medline", "MED.QRY", "topics", rb"^\.I ", 4),
+    "medline qrels": ("medline", "medline", "MED.REL", "qrels", rb"^", 12),
+    "trec docs": ("vaswani", "trec", "corpus/doc-text.trec", "corpus", rb"^<DOC>", 6),
+    "trec topics": ("vaswani", "trec", "query-text.trec", "topics", rb"^<top>", 4),
+    "trec qrels": ("vaswani", "trec", "qrels", "qrels", rb"^", 12),
+    "beir docs": ("beir", "beir", "corpus.jsonl", "corpus", rb"^", 5),
+    "beir topics": ("beir", "beir", "queries.jsonl", "topics", rb"^", 4),
+    "beir qrels": ("beir", "beir", "qrels/test.tsv", "qrels", rb"^", 12),
+}
+SENTINELS = {"query.text": b".I 0\n"}      # CACM's query file must end with its sentinel record
+# the formats with no closing mark: a cut at a line break inside a record's last field cannot be seen
+CUT_MAY_SHORTEN_LAST_TEXT = {"cranfield", "cacm", "medline"}
+TOKENS = [".I", ".I 1", ".I 0", ".W", ".T", ".X", ".Z", "<DOC>", "</DOC>", "<DOCNO>", "</DOCNO>", "<top>",
+          "</top>", "<num>", "<title>", '{"_id": ', '"text": ', "}", "\t", "\n", "\r", " ", "\x00", "NaN"]
+
+
+def _head(data: bytes, opens: bytes, records: int) -> bytes:
+    """The first ``records`` records (or lines) of a file."""
+    starts = [m.start() for m in re.finditer(opens, data, re.MULTILINE)]
+    return data[:starts[records]] if len(starts) > records else data
+
+
+def _beir_source(shared_data, folder):
+    vaswani = gaia.datasets.get(f"trec:{shared_data / 'vaswani'}")
+    docs = [{"_id": d["docno"], "title": "t", "text": d["text"]} for d, _ in zip(vaswani.get_corpus_iter(), range(5))]
+    (folder / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
+    queries = vaswani.get_topics().head(4)
+    (folder / "queries.jsonl").write_text("".join(json.dumps({"_id": q.qid, "text": q.query}) + "\n"
+                                                  for q in queries.itertuples()))
+    qrels = vaswani.get_qrels().head(12)
+    (folder / "qrels").mkdir()
+    (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(
+        f"{j.qid}\t{j.docno}\t{j.label}\n" for j in qrels.itertuples()))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def samples(shared_data, tmp_path_factory):
+    """{sample: (a small copy of its collection, every file cut to a few records; the sample file's bytes)}."""
+    small = {}
+    for name, (collection, _, file_name, _, opens, records) in SAMPLES.items():
+        if collection not in small:
+            small[collection] = tmp_path_factory.mktemp(collection)
+        source = (_beir_source(shared_data, tmp_path_factory.mktemp("beir")) if collection == "beir"
+                  else shared_data / collection)
+        path = small[collection] / file_name
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(_head((source / file_name).read_bytes(), opens, records) + SENTINELS.get(file_name, b""))
+    return {name: (small[spec[0]], (small[spec[0]] / spec[2]).read_bytes()) for name, spec in SAMPLES.items()}
+
+
+def _read(sample, folder, data: bytes):
+    """Read the part a sample's file feeds, with the file holding ``data``: (records, None) or (None, error)."""
+    _, fmt, file_name, part, *_ = SAMPLES[sample]
+    with tempfile.TemporaryDirectory() as tmp:
+        shutil.copytree(folder, tmp, dirs_exist_ok=True)
+        path = Path(tmp) / file_name
+        path.write_bytes(data)
+        try:
+            ds = gaia.datasets.get(f"{fmt}:{tmp}")
+            if part == "corpus":
+                return [(d["docno"], d["text"]) for d in ds.get_corpus_iter()], None
+            frame = ds.get_topics() if part == "topics" else ds.get_qrels()
+            return list(frame.itertuples(index=False, name=None)), None
+        except Exception as error:      # noqa: BLE001 -- the property is about which errors escape
+            assert isinstance(error, (ValueError, OSError)), f"{type(error).__name__}: {error}"
+            assert str(path) in str(error), f"the error does not name {path}: {error}"
+            return None, error
+
+
+def _assert_well_formed(sample, records):
+    """Non-empty unique string ids, string text (non-empty for queries), integer labels."""
+    part = SAMPLES[sample][3]
+    id_width = 2 if part == "qrels" else 1
+    ids = [record[:id_width] for record in records]
+    assert len(set(ids)) == len(ids), "repeated ids"
+    for record in records:
+        assert all(isinstance(value, str) and value.strip() for value in record[:id_width])
+        label_or_text = record[id_width]
+        if part == "qrels":
+            assert isinstance(label_or_text, int)
+        else:
+            assert isinstance(label_or_text, str) and (part == "corpus" or label_or_text.strip())
+
+
+@st.composite
+def _mangled(draw, data: bytes) -> bytes:
+    """``data`` with a junk line inserted, a line dropped or replaced, or junk spliced in anywhere."""
+    lines = data.splitlines(keepends=True)
+    at = draw(st.integers(0, len(lines)))
+    junk = draw(st.lists(st.one_of(st.sampled_from(TOKENS), st.text(max_size=8)), max_size=6).map("".join)).encode()
+    how = draw(st.sampled_from(["insert line", "drop line", "replace line", "splice"]))
+    if how == "insert line":
+        lines.insert(at, junk + b"\n")
+    elif how == "drop line" and at < len(lines):
+        del lines[at]
+    elif how == "replace line" and at < len(lines):
+        lines[at] = junk + lines[at][-1:]
+    else:
+        start = draw(st.integers(0, len(data)))
+        return data[:start] + junk + data[start + draw(st.integers(0, 20)):]
+    return b"".join(lines)
+
+
+@pytest.mark.parametrize("sample", SAMPLES)
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_mangled_files_are_read_well_formed_or_refused_naming_the_file(samples, sample, data):
+    folder, original = samples[sample]
+    records, _ = _read(sample, folder, data.draw(_mangled(original)))
+    if records is not None:
+        _assert_well_formed(sample, records)
+
+
+@pytest.mark.parametrize("sample", [s for s in SAMPLES if SAMPLES[s][3] != "qrels"])
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_files_cut_at_any_byte_lose_nothing_that_could_be_seen(samples, sample, data):
+    """A cut file is refused, or reads as a prefix of the whole one; only in the formats with no
+    closing mark (SMART) may the last record's text be shorter (the documented limit)."""
+    folder, original = samples[sample]
+    whole, error = _read(sample, folder, original)
+    assert error is None and whole
+    cut, _ = _read(sample, folder, original[:data.draw(st.integers(0, len(original) - 1))])
+    if cut is None:
+        return
+    assert cut[:-1] == whole[:len(cut) - 1]
+    if cut and cut[-1] != whole[len(cut) - 1]:
+        assert SAMPLES[sample][0] in CUT_MAY_SHORTEN_LAST_TEXT
+        assert cut[-1][0] == whole[len(cut) - 1][0] and whole[len(cut) - 1][1].startswith(cut[-1][1])
+
+
+@settings(max_examples=50, deadline=None)
+@given(cut=st.floats(0, 1, exclude_max=True))
+def test_gzip_cut_at_any_byte_is_refused_or_a_prefix(cut):
+    whole = b"".join(b"<DOC>\n<DOCNO>%d</DOCNO>\n%s\n</DOC>\n" % (i, b"word %d " % i * 30) for i in range(40))
+    compressed = gzip.compress(whole)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "docs.trec.gz"
+        path.write_bytes(compressed[:int(cut * len(compressed))])
+        docs = []
+        with pytest.raises(MalformedFileError, match=re.escape(str(path))):
+            docs.extend(gaia.datasets.trec.read_trec_docs(path))
+        assert [d["docno"] for d in docs] == [str(i) for i in range(len(docs))]

@@ -28,6 +28,8 @@ def _json_lines(path, ids: UniqueIds, text_fields) -> Iterator[Tuple[str, dict, 
             if not isinstance(record.get(field) or "", str):
                 raise MalformedFileError(path, line_no, f"field {field!r} is {record[field]!r}, not text")
         yield ids.add(record_id, path, line_no), record, line_no
+    if not ids:
+        raise MalformedFileError(path, 1, "no JSON records: the file is empty or cut short")
 
 
 def read_beir_corpus(path) -> Iterator[dict]:

@@ -11,7 +11,8 @@ def qrels_frame(path, judgments: Iterable[Tuple[int, str, str, str]]) -> pd.Data
     """A qid/docno/label frame from ``(line number, qid, docno, label text)`` tuples.
 
     Labels are numbers, kept as integers (``2.0`` -> 2); an empty id, a label that is not a finite
-    number, or a (qid, docno) pair judged twice raises :class:`MalformedFileError` naming the line.
+    number, a (qid, docno) pair judged twice or no judgment at all raises :class:`MalformedFileError`
+    naming the file and line.
     """
     rows, first_line = [], {}   # type: list, Dict[Tuple[str, str], int]
     for line_no, qid, docno, label in judgments:
@@ -28,4 +29,6 @@ def qrels_frame(path, judgments: Iterable[Tuple[int, str, str, str]]) -> pd.Data
                                      f"(first at line {first_line[qid, docno]})")
         first_line[qid, docno] = line_no
         rows.append((qid, docno, int(value)))
+    if not rows:
+        raise MalformedFileError(path, 1, "no judgments: the file is empty or cut short")
     return pd.DataFrame(rows, columns=["qid", "docno", "label"])

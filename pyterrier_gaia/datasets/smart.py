@@ -50,7 +50,7 @@ def read_smart(path, fields: str, required: str = "",
                 raise MalformedFileError(path, line_no, "text outside any '.I'/field marker")
             record[current].append(line)
     if record_id is None:
-        raise MalformedFileError(path, 1, "no '.I' records: the file is empty")
+        raise MalformedFileError(path, 1, "no '.I' records: the file is empty or cut short")
     if sentinel is not None:
         if record_id != sentinel or record:
             raise MalformedFileError(path, line_no, f"the file does not end with its '.I {sentinel}' sentinel"

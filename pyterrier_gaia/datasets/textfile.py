@@ -63,3 +63,6 @@ class UniqueIds:
             raise MalformedFileError(path, line_no, f"{self.kind} {value!r} repeats the one at {where}")
         self._seen[value] = (path, line_no)
         return value
+
+    def __len__(self) -> int:
+        return len(self._seen)

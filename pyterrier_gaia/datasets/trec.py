@@ -25,7 +25,7 @@ def read_trec_docs(path, docnos: Optional[UniqueIds] = None) -> Iterator[dict]:
     and a last record left open (a file cut short) are refused, naming the file and line.
     """
     docnos = docnos if docnos is not None else UniqueIds("docno")
-    start, docno, body = None, None, []
+    start, docno, body, records = None, None, [], 0
     for line_no, line in numbered_lines(path):
         tag = line.strip().upper()
         if tag == "<DOC>":
@@ -38,7 +38,7 @@ def read_trec_docs(path, docnos: Optional[UniqueIds] = None) -> Iterator[dict]:
             if docno is None:
                 raise MalformedFileError(path, line_no, f"record started at line {start} has no <DOCNO>")
             yield {"docno": docno, "text": _clean(" ".join(body))}
-            start = None
+            start, records = None, records + 1
         elif start is None:
             if tag:
                 raise MalformedFileError(path, line_no, "text outside any <DOC> record")
@@ -50,6 +50,8 @@ def read_trec_docs(path, docnos: Optional[UniqueIds] = None) -> Iterator[dict]:
             body.append(_DOCNO.sub("", line))
     if start is not None:
         raise MalformedFileError(path, start, "record is not closed by </DOC>: the file looks cut short")
+    if not records:
+        raise MalformedFileError(path, 1, "no <DOC> records: the file is empty or cut short")
 
 
 def read_trec_topics(path, field: str = "title") -> pd.DataFrame:
@@ -92,7 +94,7 @@ def read_trec_topics(path, field: str = "title") -> pd.DataFrame:
     if text[outside_from:].strip():
         raise MalformedFileError(path, line_at(outside_from), "text outside any <top> topic")
     if not rows:
-        raise MalformedFileError(path, 1, "no <top> topics found")
+        raise MalformedFileError(path, 1, "no <top> topics: the file is empty or cut short")
     return pd.DataFrame(rows, columns=["qid", "query"])
 
 
