@@ -10,8 +10,9 @@ import pandas as pd
 
 from .beir import read_beir_corpus, read_beir_qrels, read_beir_queries
 from .collection import Collection
+from .qrels import qrels_frame
 from .smart import read_smart
-from .textfile import MalformedFileError, numbered_lines, require_file
+from .textfile import MalformedFileError, UniqueIds, numbered_lines, require_file
 from .trec import read_trec_docs, read_trec_qrels, read_trec_topics
 
 
@@ -31,6 +32,12 @@ def vaswani() -> Collection:
         provenance=(data / "vaswani-PROVENANCE.txt").read_text())
 
 
+def _trec_corpus(doc_files):
+    docnos = UniqueIds("docno")      # unique across all the files of the collection
+    for path in doc_files:
+        yield from read_trec_docs(path, docnos)
+
+
 def trec(folder) -> Collection:
     """A TREC-format folder: documents in ``corpus/`` (``*.trec``, ``*.gz``), a topics file and a qrels file."""
     folder = Path(folder)
@@ -45,32 +52,36 @@ def trec(folder) -> Collection:
         raise FileNotFoundError(f"trec collection at {folder}: expected a qrels file named 'qrels*'")
     return Collection(
         folder.name,
-        corpus=lambda: (doc for path in doc_files for doc in read_trec_docs(path)),
+        corpus=lambda: _trec_corpus(doc_files),
         topics=lambda: read_trec_topics(topic_files[0]),
         qrels=lambda: read_trec_qrels(qrels_files[0]),
         provenance=_provenance(folder))
 
 
-def _smart_docs(path, fields):
-    for docno, record, _ in read_smart(path):
-        yield {"docno": docno, "text": " ".join(record[f] for f in fields if record.get(f))}
+def _smart_docs(path, text_fields: str, fields: str, required: str):
+    """``{"docno", "text"}`` from a SMART file, the text being ``text_fields`` joined (if present)."""
+    for docno, record, _ in read_smart(path, fields, required):
+        yield {"docno": docno, "text": " ".join(record[f] for f in text_fields if record.get(f))}
 
 
-def _smart_topics(path, qid_by_position=False):
-    rows = []
-    for position, (qid, record, line_no) in enumerate(read_smart(path), start=1):
-        text = record.get("W", "")
-        if not text:
-            if qid == "0":      # CACM's query file closes with an empty '.I 0' sentinel record
-                continue
-            raise MalformedFileError(path, line_no, f"query {qid} has no '.W' text")
-        rows.append((str(position) if qid_by_position else str(int(qid)), text))
+def _smart_topics(path, fields: str, qid_by_position: bool = False, sentinel=None) -> pd.DataFrame:
+    """Topics from the ``.W`` field; qids are the positions or the ``.I`` numbers without leading zeros."""
+    rows, qids = [], UniqueIds("qid")
+    for position, (number, record, line_no) in enumerate(read_smart(path, fields, "W", sentinel), start=1):
+        if not record["W"]:
+            raise MalformedFileError(path, line_no, f"query {number} has no '.W' text")
+        if not qid_by_position and not (number.isascii() and number.isdigit()):
+            raise MalformedFileError(path, line_no, f"query id {number!r} is not a number")
+        rows.append((qids.add(str(position) if qid_by_position else str(int(number)), path, line_no), record["W"]))
     return pd.DataFrame(rows, columns=["qid", "query"])
 
 
-def _whitespace_qrels(path, qid_col, docno_col, label_col=None):
-    """Qrels given as whitespace-separated columns; with no label column every pair is relevant (1)."""
-    rows = []
+def _whitespace_qrels(path, qid_col, docno_col, label_col=None) -> pd.DataFrame:
+    """Qrels given as whitespace-separated numeric columns; with no label column every pair is relevant (1)."""
+    return qrels_frame(path, _whitespace_judgments(path, qid_col, docno_col, label_col))
+
+
+def _whitespace_judgments(path, qid_col, docno_col, label_col):
     needed = max(c for c in (qid_col, docno_col, label_col) if c is not None) + 1
     for line_no, line in numbered_lines(path):
         parts = line.split()
@@ -79,11 +90,10 @@ def _whitespace_qrels(path, qid_col, docno_col, label_col=None):
         if len(parts) < needed:
             raise MalformedFileError(path, line_no, f"expected at least {needed} columns, got {line!r}")
         try:
-            label = 1 if label_col is None else int(float(parts[label_col]))
-            rows.append((str(int(parts[qid_col])), str(int(parts[docno_col])), label))
+            qid, docno = str(int(parts[qid_col])), str(int(parts[docno_col]))
         except ValueError:
-            raise MalformedFileError(path, line_no, f"expected numbers, got {line!r}") from None
-    return pd.DataFrame(rows, columns=["qid", "docno", "label"])
+            raise MalformedFileError(path, line_no, f"expected numeric ids, got {line!r}") from None
+        yield line_no, qid, docno, "1" if label_col is None else parts[label_col]
 
 
 def cranfield(folder) -> Collection:
@@ -91,8 +101,8 @@ def cranfield(folder) -> Collection:
     labels are kept as distributed: 1..4 (4 = a complete answer) and -1 (of no interest)."""
     folder = Path(folder)
     docs, queries, qrels = (require_file(folder, n, "cranfield") for n in ("cran.all.1400", "cran.qry", "cranqrel"))
-    return Collection("cranfield", corpus=lambda: _smart_docs(docs, "W"),
-                      topics=lambda: _smart_topics(queries, qid_by_position=True),
+    return Collection("cranfield", corpus=lambda: _smart_docs(docs, "W", fields="TABW", required="TABW"),
+                      topics=lambda: _smart_topics(queries, "W", qid_by_position=True),
                       qrels=lambda: _whitespace_qrels(qrels, 0, 1, 2), provenance=_provenance(folder))
 
 
@@ -100,7 +110,8 @@ def cacm(folder) -> Collection:
     """CACM: title and abstract as text; qrels list relevant pairs only (label 1)."""
     folder = Path(folder)
     docs, queries, qrels = (require_file(folder, n, "cacm") for n in ("cacm.all", "query.text", "qrels.text"))
-    return Collection("cacm", corpus=lambda: _smart_docs(docs, "TW"), topics=lambda: _smart_topics(queries),
+    return Collection("cacm", corpus=lambda: _smart_docs(docs, "TW", fields="TWBAKCNX", required="TBNX"),
+                      topics=lambda: _smart_topics(queries, "WAN", sentinel="0"),
                       qrels=lambda: _whitespace_qrels(qrels, 0, 1), provenance=_provenance(folder))
 
 
@@ -108,7 +119,8 @@ def medline(folder) -> Collection:
     """MEDLINE (MED): abstracts, 30 queries, judgments from MED.REL (the 2000 version, in TREC qrels layout)."""
     folder = Path(folder)
     docs, queries, qrels = (require_file(folder, n, "medline") for n in ("MED.ALL", "MED.QRY", "MED.REL"))
-    return Collection("medline", corpus=lambda: _smart_docs(docs, "W"), topics=lambda: _smart_topics(queries),
+    return Collection("medline", corpus=lambda: _smart_docs(docs, "W", fields="W", required="W"),
+                      topics=lambda: _smart_topics(queries, "W"),
                       qrels=lambda: read_trec_qrels(qrels), provenance=_provenance(folder))
 
 
