@@ -57,7 +57,7 @@ def locate(model, stage: str) -> str:
             raise ValueError(f"{stage}: {name!r} is a model for gaia.{other}, not gaia.{stage}; "
                              f"{stage}'s offline models are {', '.join(names)}")
     if name.startswith(("/", "./", "../", "~")):
-        raise FileNotFoundError(f"{stage}: model folder {name!r} does not exist")
+        raise FileNotFoundError(f"{stage}: cannot load model {name!r}: there is no such folder")
     return name
 
 
