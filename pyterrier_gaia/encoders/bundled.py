@@ -125,10 +125,13 @@ def source_folder(export: Export, stage: str = "gaia") -> Path:
         raise ModuleNotFoundError(f"{stage}: model {export.name!r} installs offline from the PyPI package "
                                   f"{SOURCE} (Apache-2.0), which is not installed: {INSTALL}", name=SOURCE)
     folder = Path(spec.origin).parent / "models" / "data" / export.folder
-    problems = [f"{file} is missing" if not (folder / file).is_file() else
-                f"{file} has sha256 {sha256(folder / file)[:12]}…, expected {digest[:12]}…"
-                for file, digest in export.files
-                if not (folder / file).is_file() or sha256(folder / file) != digest]
+    problems = []
+    for file, expected in export.files:
+        found = sha256(folder / file) if (folder / file).is_file() else None
+        if found is None:
+            problems.append(f"{file} is missing")
+        elif found != expected:
+            problems.append(f"{file} has sha256 {found[:12]}…, expected {expected[:12]}…")
     if problems:
         raise DamagedExport(f"{stage}: {SOURCE} {metadata.version(SOURCE)} in {folder} does not hold the export of "
                             f"{export.original} that gaia converts ({'; '.join(problems)}); reinstall it: "
