@@ -1,15 +1,8 @@
 """The ``gaia`` command: ``gaia demo`` runs the main job, ``gaia report`` prints a ledger."""
 import argparse
-import os
 import sys
-from pathlib import Path
 
-
-def cache_dir() -> Path:
-    """Where built indexes are kept between runs: $GAIA_CACHE, else $XDG_CACHE_HOME/pyterrier-gaia."""
-    if os.environ.get("GAIA_CACHE"):
-        return Path(os.environ["GAIA_CACHE"])
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "pyterrier-gaia"
+from .cache import cache_dir
 
 
 def demo(dataset: str = "vaswani", depth: int = 100, alpha: float = 0.3, queries: int = 0,

