@@ -8,6 +8,7 @@ import uuid
 from pathlib import Path
 from typing import Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
+import numpy as np
 import pandas as pd
 import pyterrier as pt
 
@@ -288,20 +289,30 @@ class LuceneBM25(pt.Transformer):
         topics = topics.drop(columns=["docno", "score", "rank", "text"], errors="ignore").reset_index(drop=True)
         queries = self._queries(topics)
         searcher = self.index.searcher(self.k1, self.b)
-        keys = [str(position) for position in range(len(queries))]  # row positions: qids may repeat
         postings = sum(self._postings(searcher, query, qid) for query, qid in zip(queries, topics["qid"]))
-        hits = _java_io(self.index.path, "search",
-                        lambda: searcher.batch_search(queries, keys, k=self.num_results, threads=self.threads))
-        rows = [(position, hit.docid, hit.score) for position, key in enumerate(keys) for hit in hits.get(key, [])]
-        report(postings=postings, docs_scored=len(rows))
-        found = pd.DataFrame(rows, columns=["_position", "docno", "score"])
-        result = topics.rename_axis("_position").reset_index().merge(found, on="_position")
-        result = result.drop(columns="_position")
+        hits = _java_io(self.index.path, "search", lambda: self._search(searcher, queries))
+        positions, docnos, scores, ranks = [], [], [], []
+        for position, ranking in enumerate(hits):  # Lucene's order: score descending, ties by docno
+            for rank, hit in enumerate(ranking):
+                positions.append(position)
+                docnos.append(hit.docid)
+                scores.append(hit.score)
+                ranks.append(rank)
+        report(postings=postings, docs_scored=len(docnos))
+        columns = {name: topics[name].to_numpy()[positions] for name in topics.columns}
+        columns.update(docno=docnos, score=np.asarray(scores, dtype=float), rank=np.asarray(ranks, dtype=int))
         if self.text:
             texts = self.index.texts()
-            result["text"] = [texts.get(d, "") for d in result["docno"]]
-        result = pt.model.add_ranks(result)
-        return result[out_columns]
+            columns["text"] = [texts.get(d, "") for d in docnos]
+        return pd.DataFrame(columns, columns=out_columns)  # one frame built at once: a call costs little in pandas
+
+    def _search(self, searcher, queries: List[str]) -> list:
+        """Each query's hits; one query is searched directly, a batch on ``threads`` Java threads."""
+        if len(queries) == 1:
+            return [searcher.search(queries[0], k=self.num_results)]
+        keys = [str(position) for position in range(len(queries))]  # row positions: qids may repeat
+        found = searcher.batch_search(queries, keys, k=self.num_results, threads=self.threads)
+        return [found.get(key, []) for key in keys]
 
     def __repr__(self):
         return f"LuceneBM25({self.index!r}, num_results={self.num_results}, k1={self.k1}, b={self.b})"
