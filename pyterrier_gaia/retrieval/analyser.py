@@ -49,12 +49,12 @@ class Analyser:
         """The analyser an index was built with, from its record and folder."""
         words = ()
         if record["stopwords"] == "custom":
-            words = tuple((folder / STOPWORDS_FILE).read_text(encoding="utf-8").split())
+            words = tuple(filter(None, (folder / STOPWORDS_FILE).read_text(encoding="utf-8").splitlines()))
         return cls(record["stopwords"], record["stemmer"], words)
 
     def _word_list(self) -> Tuple[str, ...]:
         if self.stopwords == "terrier":
-            return tuple(TERRIER_STOPWORDS.read_text(encoding="utf-8").split())
+            return tuple(filter(None, TERRIER_STOPWORDS.read_text(encoding="utf-8").splitlines()))
         return self.words
 
     def indexer_args(self, folder: Path) -> List[str]:

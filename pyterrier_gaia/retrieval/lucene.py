@@ -68,8 +68,9 @@ class LuceneIndex:
         """Build the index from an iterable of ``{"docno", "text"}`` dicts, and return it.
 
         If the folder already holds a finished index it is opened as it is and ``docs`` are not read
-        (so a notebook cell can run twice); ``overwrite=True`` rebuilds it. The build goes to a temporary
-        sibling folder that replaces ``path`` only once complete: a failed build leaves nothing behind.
+        (so a notebook cell can run twice); ``overwrite=True`` rebuilds it with this object's analyser
+        (by default Terrier's). The build goes to a temporary sibling folder that replaces ``path`` only
+        once complete: a failed build leaves nothing behind.
         A folder that is not empty and is not a LuceneIndex is never written to nor deleted.
         """
         if self.built() and not overwrite:
