@@ -183,3 +183,9 @@ def test_lucene_logging_is_quiet_and_settable(tmp_path, vaswani, capfd):
         java.set_lucene_log_level("WARN")
     with pytest.raises(ValueError, match="GAIA_LUCENE_LOG='chatty'"):
         java.set_lucene_log_level("chatty")
+
+
+def test_equal_retrievers_are_one_pipeline_prefix(vaswani_index):
+    bm25 = vaswani_index.bm25(num_results=100)
+    assert bm25 % 20 == bm25 % 20 and hash(bm25 % 20) == hash(bm25 % 20)
+    assert bm25 % 20 != bm25 % 10 and bm25 != vaswani_index.bm25(num_results=100, text=False)

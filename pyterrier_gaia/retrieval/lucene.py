@@ -315,5 +315,18 @@ class LuceneBM25(pt.Transformer):
         found = searcher.batch_search(queries, keys, k=self.num_results, threads=self.threads)
         return [found.get(key, []) for key in keys]
 
+    def _settings(self) -> tuple:
+        return str(self.index.path), self.num_results, self.k1, self.b, self.text, self.threads
+
+    def __eq__(self, other):
+        """Equal settings on the same index folder: PyTerrier (and gaia.Experiment) then share it as a
+        common prefix, as they do for two ``bm25 % k`` with the same k."""
+        if not isinstance(other, LuceneBM25):
+            return NotImplemented
+        return self._settings() == other._settings()
+
+    def __hash__(self):
+        return hash(("LuceneBM25", *self._settings()))
+
     def __repr__(self):
         return f"LuceneBM25({self.index!r}, num_results={self.num_results}, k1={self.k1}, b={self.b})"
