@@ -1,6 +1,6 @@
 """BM25 (Lucene through pyserini) on the four test collections: nDCG@10, AP, R@100 and ms per query.
 
-    .venv/bin/python benchmarks/bm25_collections.py [--data ../shared/data] [--k1 0.9 --b 0.4]
+    .venv/bin/python benchmarks/bm25_collections.py [--data ../shared/data] [--k1 0.9 --b 0.4] [--stopwords lucene]
 
 Indexes are built in a temporary folder. Queries are timed one by one (one BM25 call each).
 """
@@ -22,13 +22,14 @@ def main():
     parser.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
     parser.add_argument("--k1", type=float, default=0.9)
     parser.add_argument("--b", type=float, default=0.4)
+    parser.add_argument("--stopwords", default="terrier", choices=["terrier", "lucene", "none"])
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name, spec in COLLECTIONS.items():
             ds = gaia.datasets.get(spec.format(data=args.data))
             started = time.perf_counter()
-            index = gaia.LuceneIndex(Path(tmp) / name).index(ds.get_corpus_iter())
+            index = gaia.LuceneIndex(Path(tmp) / name, stopwords=args.stopwords).index(ds.get_corpus_iter())
             index_s = time.perf_counter() - started
             bm25 = index.bm25(num_results=1000, k1=args.k1, b=args.b)
             topics, qrels = ds.get_topics(), ds.get_qrels()
@@ -42,7 +43,7 @@ def main():
             rows.append(scores.assign(queries=len(topics), index_s=round(index_s, 1),
                                       ms_per_query=round(per_query_ms, 1)))
     import pandas as pd
-    print(f"BM25 k1={args.k1} b={args.b}, Anserini default English analyser (Porter, Lucene stopwords), top 1000")
+    print(f"BM25 k1={args.k1} b={args.b}, {args.stopwords} stopwords, Porter, top 1000")
     print(pd.concat(rows).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
 
 

@@ -13,6 +13,10 @@ The shims (both documented in docs/retrieval.md):
    key. A placeholder key is set for the duration of the import only (when none is set), then removed;
    nothing here calls OpenAI.
 
+Ctrl-C: the JVM is started with ``-Xrs``, so that it leaves SIGINT (and SIGTERM) to Python: Ctrl-C raises
+KeyboardInterrupt in the caller (once the Java call under way returns) instead of hanging the process or
+ending it without running ``finally`` blocks.
+
 Quiet by default: Lucene's log4j root level is set to ``$GAIA_LUCENE_LOG`` (default ``WARN``; ``INFO``
 brings back Anserini's per-index messages), and on Java >= 23, whose Lucene build still calls
 ``sun.misc.Unsafe``, the JVM is started with ``--sun-misc-unsafe-memory-access=allow`` so that it does
@@ -125,8 +129,9 @@ def start_pyserini():
         home, version = find_java()
         os.environ["JAVA_HOME"] = str(home)
         dropped = "" if has_vector_module(home) else _VECTOR_MODULE
+        import jnius_config
+        jnius_config.add_options("-Xrs")  # Python, not the JVM, handles SIGINT: Ctrl-C raises KeyboardInterrupt
         if version >= 23:
-            import jnius_config
             jnius_config.add_options("--sun-misc-unsafe-memory-access=allow")
     with _placeholder_openai_key():
         if dropped:
