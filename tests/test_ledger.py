@@ -1,6 +1,7 @@
 """gaia.Ledger: concurrent appends, JSONL round trip, merge, per-stage summary, CSV and YAML exports."""
 import json
 import os
+import re
 import threading
 import warnings
 
@@ -14,6 +15,7 @@ import pyterrier_gaia as gaia
 from pyterrier_gaia.cli import main as gaia_cli
 from pyterrier_gaia.energy.ledger import RECORD_KEYS
 from pyterrier_gaia.energy.record import Record
+from pyterrier_gaia.energy.report import with_unit
 
 TOPICS = pd.DataFrame({"qid": ["1", "2"], "query": ["light", "waves"]})
 
@@ -80,7 +82,51 @@ def test_jsonl_round_trip_merge_and_cli_report(tmp_path, capsys):
     assert merged.summary().loc["fast", "calls"] == 4
     assert gaia_cli(["report", str(tmp_path / "a.jsonl")]) == 0
     printed = capsys.readouterr().out
-    assert "fast" in printed and "J/q" in printed and "gCO2e/q" in printed
+    assert "fast" in printed and "energy/q" in printed and "CO2e/q" in printed
+
+
+def test_units_keep_three_figures_with_an_si_prefix():
+    assert with_unit(3e-05, "g") == "30 µg" and with_unit(0.8123, "J") == "812 mJ"
+    assert with_unit(1234.5, "J") == "1.23 kJ" and with_unit(0.99996, "J") == "1 J" and with_unit(0, "J") == "0 J"
+    assert with_unit(float("nan"), "J") == "-" and with_unit(None, "g") == "-"
+
+
+def test_cli_report_fits_100_columns_with_units_and_groups_by_system(tmp_path, capsys):
+    path = tmp_path / "run.jsonl"
+    ledger = gaia.Ledger(path)
+    long = "BM25 % 100 >> MiniLM re-ranker at int8, fused with BM25 at α=0.3"
+    for name, startup in [(f"{long} / start-up", True), (f"{long} / LuceneBM25", False), (f"{long} / rerank", False),
+                          ("BM25 / LuceneBM25", False)]:
+        gaia.Metered(pt.apply.generic(lambda frame: frame), name=name, ledger=ledger, startup=startup)(TOPICS)
+    assert gaia_cli(["report", str(path)]) == 0
+    by_stage = capsys.readouterr().out.splitlines()
+    assert max(map(len, by_stage)) <= 100 and len(by_stage) >= 6
+    text = "\n".join(by_stage)
+    assert not re.search(r"\de[-+]\d", text) and re.search(r"\d [nµm]g ", text) and re.search(r"\d [nµm]?J\n", text)
+    assert gaia_cli(["report", str(path), "--by", "system"]) == 0
+    by_system = capsys.readouterr().out.splitlines()
+    header = next(i for i, line in enumerate(by_system) if line.startswith("system "))
+    start_up, system, bm25 = by_system[header + 1:header + 4]
+    assert "start-up" in start_up and system.startswith(long[:20]) and bm25.startswith("BM25 ")
+    assert system.split()[-10:-8] == ["2", "4"]                        # 2 calls serving 4 queries
+
+
+def test_cli_report_on_a_missing_or_bad_file_says_so_and_exits_1(tmp_path, capsys):
+    assert gaia_cli(["report", str(tmp_path / "missing.jsonl")]) == 1
+    assert "gaia report: cannot read" in capsys.readouterr().err
+    (tmp_path / "notes.txt").write_text("not a ledger\n")
+    assert gaia_cli(["report", str(tmp_path / "notes.txt")]) == 1
+    err = capsys.readouterr().err
+    assert "skipped 1 line(s)" in err and "notes.txt holds no ledger records" in err
+    (tmp_path / "empty.jsonl").write_text("")
+    assert gaia_cli(["report", str(tmp_path / "empty.jsonl")]) == 1
+    assert "(the file is empty)" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        gaia_cli(["report", "--help"])
+    assert "``" not in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        gaia_cli(["--help"])
+    assert "``" not in capsys.readouterr().out
 
 
 def test_reopening_a_path_appends(tmp_path):
