@@ -47,7 +47,7 @@ class Ledger(LockedState):
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 with open(self.path, "ab+") as handle:
-                    if handle.tell() > 0:
+                    if handle.seekable() and handle.tell() > 0:
                         handle.seek(-1, os.SEEK_END)
                         if handle.read(1) != b"\n":      # a half-written last line: end it
                             handle.write(b"\n")
