@@ -107,6 +107,8 @@ def Experiment(retr_systems, topics, qrels, eval_metrics, names: Optional[Sequen
 
 def _check_unique_qids(topics: pd.DataFrame) -> None:
     """A ValueError naming the qids that appear more than once (PyTerrier would merge their results)."""
+    if "qid" not in topics.columns:
+        return                                   # pt.Experiment's own validation says what is missing
     repeated = topics["qid"][topics["qid"].duplicated()].unique().tolist()
     if repeated:
         shown = ", ".join(map(repr, repeated[:10])) + (f" and {len(repeated) - 10} more" if len(repeated) > 10 else "")
