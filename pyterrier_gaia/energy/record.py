@@ -13,22 +13,23 @@ RECORD_KEYS = ("stage", "start", "queries", "qid", "docs", "wall_s", "cpu_s", "j
                "kwh", "gco2e", "water_l", "error", "counts", "sensing_s", "short_window", "constants", "startup")
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Record:
-    """What one metered call measured (units in docs/energy.md).
+    """What one metered call measured (units in docs/energy.md); ``stage`` and ``joules`` are required.
 
     ``startup`` marks one-off start-up work (a JVM, a model loading...), which per-query figures
     leave out. Keys a reader does not know (e.g. added by a later version) are kept in ``extra``.
     """
 
+    # in the order of RECORD_KEYS: to_dict copies the instance's __dict__, the cheapest way to a dict
     stage: str
-    joules: float
     start: Optional[float] = None
     queries: int = 0
     qid: Optional[str] = None
     docs: int = 0
     wall_s: Optional[float] = None
     cpu_s: Optional[float] = None
+    joules: float
     joules_by: Dict[str, float] = field(default_factory=dict)
     method: Optional[str] = None
     kwh: Optional[float] = None
@@ -44,9 +45,8 @@ class Record:
 
     def to_dict(self) -> dict:
         """The record as the ledger keeps and writes it: the keys of :data:`RECORD_KEYS` in order, then ``extra``."""
-        plain = {key: getattr(self, key) for key in RECORD_KEYS}
-        if self.extra:
-            plain.update(self.extra)
+        plain = self.__dict__.copy()
+        plain.update(plain.pop("extra"))
         return plain
 
     @classmethod
