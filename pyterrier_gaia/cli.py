@@ -1,6 +1,7 @@
 """The ``gaia`` command: ``gaia demo`` runs the main job, ``gaia report`` prints a ledger."""
 import argparse
 import sys
+import warnings
 
 from .cache import cache_dir
 
@@ -10,7 +11,8 @@ def demo(dataset: str = "vaswani", depth: int = 100, alpha: float = 0.3, queries
     """BM25, BM25 re-ranked by the bundled MiniLM bi-encoder, and the same fused with BM25 (α),
     evaluated with gaia.Experiment: nDCG@10, AP, R@100, mean response time, and the energy and
     carbon per query of each system (with the sensing method: ``model`` where no RAPL/NVML is readable).
-    One query is run through BM25 and the encoder first, so the table shows steady-state costs."""
+    gaia.Experiment runs each system on one query first (its start-up record), so the table shows
+    steady-state costs."""
     import pyterrier as pt
     import pyterrier_gaia as gaia
 
@@ -25,34 +27,75 @@ def demo(dataset: str = "vaswani", depth: int = 100, alpha: float = 0.3, queries
     bm25 = index.bm25(num_results=1000)
     encoder = gaia.BiEncoder()
     systems = [bm25, bm25 % depth >> encoder.reranker(), bm25 % depth >> encoder.reranker(interpolate=alpha)]
-    # warm-up, so that no system is charged the one-off start of the JVM, the searcher and the model
-    (bm25 % 10 >> encoder.reranker())(topics.head(1))
     names = ["BM25", f"BM25 % {depth} >> MiniLM", f"BM25 % {depth} >> MiniLM, fused α={alpha}"]
     return gaia.Experiment(systems, topics, collection.get_qrels(),
                            [pt.measures.nDCG @ 10, pt.measures.AP, pt.measures.R @ 100, "mrt"], names=names,
                            ledger=ledger)
 
 
+DESCRIPTION = """pyterrier-gaia: energy, carbon and latency as measured columns of IR experiments.
+
+  gaia demo     BM25, and BM25 re-ranked by a neural model, on a collection: effectiveness
+                and the energy and carbon per query of each system
+  gaia report   a ledger (the JSONL file of gaia.Metered, gaia.meter or gaia.Experiment)
+                as a table per stage or per system
+
+Energy is measured with RAPL or NVML where they can be read, else modelled from CPU time
+(method "model"). Run "gaia COMMAND --help" for a command's options."""
+
+
+def report(path: str, by: str = "stage", width: int = 100) -> int:
+    """Print a ledger's table (warnings about skipped lines to stderr); 1 when it cannot be read or holds no record."""
+    from .energy.ledger import Ledger
+    from .energy.report import format_report
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            ledger = Ledger.load(path)
+        except OSError as error:
+            print(f"gaia report: cannot read {path}: {error.strerror or error}", file=sys.stderr)
+            return 1
+    for warning in caught:
+        print(f"gaia report: warning: {warning.message}", file=sys.stderr)
+    if not len(ledger):
+        print(f"gaia report: {path} holds no ledger records" + ("" if caught else " (the file is empty)"),
+              file=sys.stderr)
+        return 1
+    print(format_report(ledger, by=by, width=width, title=str(path)))
+    return 0
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="gaia", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("demo", help="BM25 and neural re-ranking on a collection (default: embedded Vaswani)")
+    parser = argparse.ArgumentParser(prog="gaia", description=DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = commands.add_parser("demo", help="BM25 and neural re-ranking on a collection (default: embedded Vaswani)",
+                              description="BM25, BM25 re-ranked by the bundled MiniLM bi-encoder, and the two fused, "
+                                          "evaluated with nDCG@10, AP, R@100, mean response time, and energy and "
+                                          "carbon per query.")
     run.add_argument("--dataset", default="vaswani", help="'vaswani' or FORMAT:FOLDER (see gaia.datasets.get)")
     run.add_argument("--depth", type=int, default=100, help="BM25 candidates re-ranked per query")
     run.add_argument("--alpha", type=float, default=0.3, help="weight of BM25 in the fused system")
     run.add_argument("--queries", type=int, default=0, help="use only the first N topics (0: all)")
     run.add_argument("--ledger", default=None, help="also write every stage's energy record to this JSONL file")
-    report = commands.add_parser("report", help="print the per-stage table of a ledger (JSONL)")
-    report.add_argument("ledger", help="path of a ledger written by gaia.Metered / gaia.meter")
+    table = commands.add_parser("report", help="print a ledger (JSONL) as a table per stage or per system",
+                                description="Print a ledger as a table: calls, queries, energy, CO2e and time per "
+                                            "query, total energy. Lines of the file that are not records are "
+                                            "skipped with a warning; exit status 1 if the file cannot be read or "
+                                            "holds no record.")
+    table.add_argument("ledger", help="path of a ledger written by gaia.Metered, gaia.meter or gaia.Experiment")
+    table.add_argument("--by", choices=("stage", "system"), default="stage",
+                       help="one row per stage (default), or per system: the part of a stage's name before "
+                            "' / ', as gaia.Experiment names them")
+    table.add_argument("--width", type=int, default=100, help="maximum line width in characters (default 100)")
     args = parser.parse_args(argv)
 
+    if args.command == "report":
+        return report(args.ledger, args.by, args.width)
     import pandas as pd
     with pd.option_context("display.width", 200, "display.max_columns", 20):
-        if args.command == "demo":
-            print(demo(args.dataset, args.depth, args.alpha, args.queries, args.ledger).to_string(index=False))
-        else:
-            from .energy.ledger import Ledger
-            print(Ledger.load(args.ledger).summary().to_string())
+        print(demo(args.dataset, args.depth, args.alpha, args.queries, args.ledger).to_string(index=False))
     return 0
 
 

@@ -1,11 +1,17 @@
 """``gaia.Experiment``: ``pt.Experiment`` with energy, carbon and the sensing method as columns.
 
 Every stage of every system is metered (as by :func:`gaia.meter`) and PyTerrier runs the
-experiment as usual; a system's energy is that of the records of its own stages. When PyTerrier
-shares a prefix between systems (``precompute_prefix=True``, or ``plan="tree"``), the prefix's
-stages are one metered object that runs once; each system that uses it is charged its energy once,
-as PyTerrier charges its time to each system's ``mrt``.
+experiment as usual; a system's energy is that of the records of its own stages. Each system is
+first run once on one topic, metered as its own start-up record, so that no system is charged the
+one-off start of a JVM or the loading of a model. When PyTerrier shares a prefix between systems
+(``precompute_prefix=True``, or ``plan="tree"``), the prefix's stages are one metered object that
+runs once; each system that uses it is charged its energy once, as PyTerrier charges its time to
+each system's ``mrt``. With ``save_dir``, each system's records are saved beside its run, and read
+back when ``save_mode="reuse"`` reuses the run.
 """
+import os
+import warnings
+from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import pandas as pd
@@ -22,21 +28,27 @@ ENERGY_COLUMNS = ("J/q", "gCO2e/q", "method")
 
 
 def Experiment(retr_systems, topics, qrels, eval_metrics, names: Optional[Sequence[str]] = None, *,
-               ledger=None, sensors="auto", carbon=None, **kwargs):
+               ledger=None, sensors="auto", carbon=None, warmup: bool = True, **kwargs):
     """``pt.Experiment`` plus, per system, ``J/q``, ``gCO2e/q`` and ``method`` measured during its own run.
 
     Takes every argument of ``pt.Experiment`` (``perquery``, ``baseline``, ``correction``, ``batch_size``,
-    ``precompute_prefix``, ``plan``, ``highlight``, ``round``...), plus:
+    ``precompute_prefix``, ``plan``, ``highlight``, ``round``, ``save_dir``...), plus:
 
     :param ledger: where the records of every metered stage go (a Ledger, a JSONL path, or None);
         stages are named "SYSTEM / STAGE" ("A & B / STAGE" for a prefix shared by systems A and B)
     :param sensors: as for :class:`gaia.Metered`
     :param carbon: as for :class:`gaia.Metered`
+    :param warmup: run each system once on the first topic before the experiment, recorded as
+        "SYSTEM / start-up" (marked ``startup``) and left out of its J/q, so that one-off start-up
+        costs (JVM, model loading) do not fall on whichever system runs first
 
     With ``perquery``, the per-query table gains the measures ``J/q`` and ``gCO2e/q`` (each query's own
     energy): systems then run one query per call (``batch_size=1``, the only batch size allowed).
     Systems given as result frames ran before the experiment: their energy columns are NaN. An integer
     ``round`` applies to the measures only; round the energy columns with ``round={"J/q": 3, ...}``.
+    Topics with a repeated qid are a ValueError (PyTerrier would merge their rankings).
+    With ``save_dir``, each system's records go to ``save_dir/NAME.ledger.jsonl``; a run reused
+    (``save_mode="reuse"``) is not run again, and its energy is read back from that file.
     """
     if isinstance(retr_systems, dict):
         names, systems = list(retr_systems), list(retr_systems.values())
@@ -58,18 +70,32 @@ def Experiment(retr_systems, topics, qrels, eval_metrics, names: Optional[Sequen
         topics = pt.io.read_topics(topics)
     if isinstance(qrels, str):
         qrels = pt.io.read_qrels(qrels)
+    _check_unique_qids(topics)
     sharing = "tree" if kwargs.get("plan") == "tree" else "all" if kwargs.get("precompute_prefix") else "none"
-
-    ledger = Ledger.coerce(ledger)
-    metered, parts = _meter_systems(systems, names, sharing, ledger, resolve_sensors(sensors), Grid.coerce(carbon))
-    pt_systems = dict(zip(names, metered)) if isinstance(retr_systems, dict) else metered
-    result = pt.Experiment(pt_systems, topics, qrels, eval_metrics, names=names, **kwargs)
-
     served = topics
     if kwargs.get("filter_by_qrels"):
         served = topics[topics["qid"].isin(qrels["qid"])]
-    energy = [_energy([record for part in own for record in part.records], served["qid"].nunique())
-              for own in parts]
+    saved = _SavedEnergy(kwargs, names)
+
+    ledger, sensors, carbon = Ledger.coerce(ledger), resolve_sensors(sensors), Grid.coerce(carbon)
+    metered, parts = _meter_systems(systems, names, sharing, ledger, sensors, carbon)
+    if warmup:
+        for name, system in zip(names, systems):
+            if not isinstance(system, pd.DataFrame) and not saved.reused(name):
+                Metered(system, f"{name} / start-up", sensors, ledger, carbon, startup=True)(served.head(1))
+    pt_systems = dict(zip(names, metered)) if isinstance(retr_systems, dict) else metered
+    result = pt.Experiment(pt_systems, topics, qrels, eval_metrics, names=names, **kwargs)
+
+    energy = []
+    for name, system, own in zip(names, systems, parts):
+        if saved.reused(name):
+            records = saved.load(name)
+        else:
+            ran = Ledger.merge(*own)
+            records = ran.records
+            if not isinstance(system, pd.DataFrame):
+                saved.store(name, ran)
+        energy.append(_energy(records, served["qid"].nunique()))
     if perquery == "both":
         averages, per_query = result
         return type(result)(_add_averages(averages, names, energy, kwargs.get("round")),
@@ -77,6 +103,55 @@ def Experiment(retr_systems, topics, qrels, eval_metrics, names: Optional[Sequen
     if perquery:
         return _add_per_query(result, names, energy)
     return _add_averages(result, names, energy, kwargs.get("round"))
+
+
+def _check_unique_qids(topics: pd.DataFrame) -> None:
+    """A ValueError naming the qids that appear more than once (PyTerrier would merge their results)."""
+    if "qid" not in topics.columns:
+        return                                   # pt.Experiment's own validation says what is missing
+    repeated = topics["qid"][topics["qid"].duplicated()].unique().tolist()
+    if repeated:
+        shown = ", ".join(map(repr, repeated[:10])) + (f" and {len(repeated) - 10} more" if len(repeated) > 10 else "")
+        raise ValueError(f"gaia.Experiment: topics repeat the qid(s) {shown}; PyTerrier would merge their "
+                         "rankings and evaluate them as one query. Give each topic its own qid, or keep one "
+                         "of each with topics.drop_duplicates('qid')")
+
+
+class _SavedEnergy:
+    """Each system's records beside its saved run (``save_dir/NAME.ledger.jsonl``), for runs PyTerrier reuses."""
+
+    def __init__(self, kwargs: dict, names: Sequence[str]):
+        self.folder = kwargs.get("save_dir")
+        self._reused = set()
+        if self.folder is not None and kwargs.get("save_mode", "warn") == "reuse":
+            extension = _run_extension(kwargs.get("save_format", "trec"))
+            self._reused = {name for name in names if os.path.exists(os.path.join(self.folder, f"{name}.{extension}"))}
+
+    def reused(self, name: str) -> bool:
+        """Whether PyTerrier will read this system's run from save_dir instead of running it."""
+        return name in self._reused
+
+    def path(self, name: str) -> Path:
+        return Path(self.folder) / f"{name}.ledger.jsonl"
+
+    def store(self, name: str, ledger: Ledger) -> None:
+        if self.folder is not None:
+            ledger.to_jsonl(self.path(name))
+
+    def load(self, name: str) -> List[dict]:
+        """The saved records of a reused system (a warning, and none, when there are none)."""
+        try:
+            return Ledger.load(self.path(name)).records
+        except FileNotFoundError:
+            warnings.warn(f"gaia.Experiment: system {name!r} was reused from save_dir (save_mode='reuse') and not "
+                          f"run, and {self.path(name)} holds no energy records for it: its J/q, gCO2e/q and method "
+                          "are NaN. Run it once with save_mode='overwrite' to measure it", stacklevel=3)
+            return []
+
+
+def _run_extension(save_format) -> str:
+    """The extension pt.Experiment gives a saved run ("trec": res.gz, a module: mod, a (read, write) pair: custom)."""
+    return "res.gz" if save_format == "trec" else "custom" if isinstance(save_format, tuple) else "mod"
 
 
 def _meter_systems(systems, names, sharing, ledger, sensors, carbon) -> Tuple[list, List[List[Ledger]]]:
@@ -122,6 +197,7 @@ def _meter_systems(systems, names, sharing, ledger, sensors, carbon) -> Tuple[li
 
 def _energy(records: List[dict], queries: int) -> dict:
     """A system's J/q, gCO2e/q and method from its records, and its per-query joules and grams."""
+    records = [record for record in records if not record.get("startup")]
     if not records:
         return {"J/q": float("nan"), "gCO2e/q": float("nan"), "method": None, "by_qid": {}}
     by_qid: Dict[str, List[float]] = {}

@@ -230,11 +230,11 @@ def test_records_with_missing_counts_or_failures_are_skipped_with_a_warning():
     records[0] = {**records[0], "counts": {"postings": 10}}
     records[1] = {**records[1], "counts": None}
     records[2] = {**records[2], "error": "RuntimeError: boom"}
-    with pytest.warns(UserWarning, match="skipped 2 of 19 records of stage 'bm25' with missing counts"):
+    with pytest.warns(UserWarning, match="skipped 2 of 19 records of stage 'bm25' with missing or negative counts"):
         with pytest.warns(UserWarning, match="skipped 1 of 20 records: 1 failed"):
             model = gaia.CostModel.calibrate(records, hardware=None)
     assert model._stages["bm25"].totals["calls"] == 17
-    with pytest.warns(UserWarning, match="missing counts"):
+    with pytest.warns(UserWarning, match="missing or negative counts"):
         model.update(records[1])
     assert model._stages["bm25"].totals["calls"] == 17
 
@@ -283,6 +283,26 @@ def test_bad_inputs_to_calibrate_and_load(tmp_path):
     (tmp_path / "x.json").write_text("{}")
     with pytest.raises(ValueError, match="not a saved cost model"):
         gaia.CostModel.load(tmp_path / "x.json")
+    (tmp_path / "cut.json").write_text('{"format": "pyterrier-gaia cost model", "stag')
+    with pytest.raises(ValueError, match=r"cut.json is not a saved cost model \(not JSON"):
+        gaia.CostModel.load(tmp_path / "cut.json")
+    (tmp_path / "partial.json").write_text('{"format": "pyterrier-gaia cost model", "stages": {"bm25": {}}}')
+    with pytest.raises(ValueError, match="partial.json is a damaged cost model"):
+        gaia.CostModel.load(tmp_path / "partial.json")
+
+
+def test_negative_or_nan_measurements_never_enter_the_fit():
+    records = bm25_ledger(20)
+    clean = gaia.CostModel.calibrate(records[2:], hardware=None)
+    records[0] = {**records[0], "wall_s": -0.5}
+    records[1] = {**records[1], "joules": float("nan")}
+    with pytest.warns(UserWarning, match=r"skipped 2 of 20 records.*record 0 \(stage 'bm25': wall_s=-0.5.*"
+                                         r"record 1 \(stage 'bm25': .*joules=nan"):
+        model = gaia.CostModel.calibrate(records, hardware=None)
+    pd.testing.assert_frame_equal(model.coefficients(), clean.coefficients())
+    with pytest.warns(UserWarning, match="wall_s=-0.5"):
+        model.update(records[0])
+    assert model._stages["bm25"].totals["calls"] == 18
 
 
 # ----- monotonicity (hypothesis)

@@ -1,9 +1,10 @@
 """Sensors on fake powercap trees and a fake NVML; the CPU power model; the power profile; carbon accounting."""
-import json
 import os
+import re
 from pathlib import Path
 
 import pytest
+from codecarbon.input import DataSource
 
 from pyterrier_gaia.energy.carbon import Grid
 from pyterrier_gaia.energy.profile import PowerProfile, codecarbon_data, lookup_tdp
@@ -72,7 +73,7 @@ def test_rapl_unavailable_without_readable_package(tmp_path):
     _zone(root, "intel-rapl:0", "psys", 1)
     assert not RaplSensor.available(root)
     assert not RaplSensor.available(tmp_path / "missing")
-    with pytest.raises(RuntimeError, match="no readable RAPL package domain"):
+    with pytest.raises(RuntimeError, match="sensors='rapl'.*no readable RAPL package domain"):
         RaplSensor(root)
 
 
@@ -122,9 +123,20 @@ def test_nvml_short_window_uses_instant_power_where_counter_did_not_move():
     assert joules["gpu"] == pytest.approx(50.0 * 0.02 + 0.004)
 
 
-def test_nvml_without_gpu_raises():
-    with pytest.raises(RuntimeError, match="no GPU"):
+def test_nvml_without_gpu_raises_a_clear_error():
+    with pytest.raises(RuntimeError, match="sensors='nvml'.*no GPU"):
         NvmlSensor(FakeNvml(gpus=0))
+
+    class NVMLError_LibraryNotFound(Exception):
+        pass
+
+    class NoDriver(FakeNvml):
+        def nvmlInit(self):
+            raise NVMLError_LibraryNotFound("NVML Shared Library Not Found")
+    with pytest.raises(RuntimeError, match=r"sensors='nvml'.*NVMLError_LibraryNotFound.*needs an NVIDIA GPU"):
+        NvmlSensor(NoDriver())
+    with pytest.raises(RuntimeError, match="sensors='nvml'.*needs an NVIDIA GPU"):   # this machine has none
+        resolve_sensors("nvml")
 
 
 def test_cpu_power_model_formula():
@@ -156,13 +168,21 @@ def test_power_profile_from_codecarbon_table_and_default():
         PowerProfile.detect(static_fraction=1.5)
 
 
+def test_codecarbon_data_is_read_through_its_loader_not_its_file_paths():
+    source = Path(__file__).parents[1] / "pyterrier_gaia" / "energy"
+    for path in source.glob("*.py"):
+        assert not re.search(r"private_infra/|hardware/cpu_power|codecarbon/data", path.read_text()), path
+    from codecarbon.input import DataSource
+    assert isinstance(codecarbon_data(), DataSource)
+
+
 def test_grid_intensity_from_codecarbon_data_and_accounting():
-    mix = json.loads(codecarbon_data("private_infra/global_energy_mix.json").read_text())
+    mix = DataSource().get_global_energy_mix_data()
     france = Grid("fra", pue=1.5, wue=2.0)
     assert france.intensity == mix["FRA"]["carbon_intensity"]
     account = france.account(3.6e6)                                       # 1 kWh
     assert account == pytest.approx({"kwh": 1.0, "gco2e": 1.5 * mix["FRA"]["carbon_intensity"], "water_l": 2.0})
-    world = json.loads(codecarbon_data("private_infra/carbon_intensity_per_source.json").read_text())
+    world = DataSource().get_carbon_intensity_per_source_data()
     assert Grid().intensity == world["world_average"] and Grid().account(1.0)["water_l"] is None
     assert Grid.coerce(100).intensity == 100 and Grid.coerce("DEU").country == "DEU"
     with pytest.raises(ValueError, match="ISO 3166-1 alpha-3"):

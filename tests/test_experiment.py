@@ -1,4 +1,5 @@
 """gaia.Experiment: pt.Experiment's table plus J/q, gCO2e/q and method, each system charged its own stages."""
+import time
 import warnings
 
 import pandas as pd
@@ -42,10 +43,11 @@ def test_same_measures_as_pt_experiment_plus_energy_columns(setting):
     pd.testing.assert_frame_equal(ours.drop(columns=["J/q", "gCO2e/q", "method"]), theirs)
     assert ours["method"].tolist() == [ledger.records[0]["method"]] * 2
     for name, row in ours.set_index("name").iterrows():
-        own = [r for r in ledger.records if r["stage"].startswith(name + " / ")]
+        own = [r for r in ledger.records if r["stage"].startswith(name + " / ") and not r["startup"]]
         assert row["J/q"] == pytest.approx(sum(r["joules"] for r in own) / 10) and row["J/q"] > 0
         assert row["gCO2e/q"] == pytest.approx(sum(r["gco2e"] for r in own) / 10)
-    assert ledger.summary().index.tolist() == ["BM25 / LuceneBM25", "BM25 % 5 / LuceneBM25"]  # % 5 fused into it
+    assert ledger.summary().index.tolist() == ["BM25 / start-up", "BM25 % 5 / start-up", "BM25 / LuceneBM25",
+                                               "BM25 % 5 / LuceneBM25"]  # % 5 fused into the retriever
 
 
 @pytest.mark.parametrize("plan", [{"precompute_prefix": True}, {"plan": "tree", "verbose": False}])
@@ -58,10 +60,11 @@ def test_shared_prefix_runs_once_and_is_charged_once_to_each_system(setting, pla
     result = _run([first, second], topics, qrels, MEASURES, names=["one", "two"], ledger=ledger, **plan)
     shared = [r for r in ledger.records if r["stage"].startswith("one & two / ")]
     assert [r["stage"] for r in shared] == ["one & two / LuceneBM25"]  # bm25 % 20: one retriever asking for 20
-    assert [label for label, _ in calls] == ["rerank", "other"]
+    assert calls[:2] == [("rerank", ("1",)), ("other", ("1",))]     # start-up: each system on the first topic
+    assert [label for label, _ in calls[2:]] == ["rerank", "other"]
     prefix_j = sum(r["joules"] for r in shared)
     for name in ("one", "two"):
-        own = sum(r["joules"] for r in ledger.records if r["stage"].startswith(name + " / "))
+        own = sum(r["joules"] for r in ledger.records if r["stage"].startswith(name + " / ") and not r["startup"])
         assert result.set_index("name").loc[name, "J/q"] == pytest.approx((prefix_j + own) / 10)
 
 
@@ -71,11 +74,12 @@ def test_perquery_energy_per_query(setting):
     ledger = gaia.Ledger()
     averages, per_query = _run([bm25 % 10 >> _counting(calls, "r")], topics, qrels, MEASURES, names=["sys"],
                                perquery="both", ledger=ledger)
-    assert sorted(qids for _, qids in calls) == sorted((qid,) for qid in topics["qid"])   # one query per call
+    assert calls[0] == ("r", ("1",))                                                         # start-up
+    assert sorted(qids for _, qids in calls[1:]) == sorted((qid,) for qid in topics["qid"])   # one query per call
     energy = per_query[per_query.measure == "J/q"].set_index("qid")["value"]
     assert sorted(energy.index) == sorted(topics["qid"])
     for qid, joules in energy.items():
-        assert joules == pytest.approx(sum(r["joules"] for r in ledger.records if r["qid"] == qid))
+        assert joules == pytest.approx(sum(r["joules"] for r in ledger.records if r["qid"] == qid and not r["startup"]))
     assert averages.loc[0, "J/q"] == pytest.approx(energy.mean())
     assert set(per_query.measure) == {"nDCG@10", "AP", "J/q", "gCO2e/q"}
     with pytest.raises(ValueError, match="batch_size=5"):
@@ -100,6 +104,63 @@ def test_highlight_keeps_a_styled_table(setting):
     styled = _run([bm25, bm25 % 3], topics, qrels, MEASURES, names=["a", "b"], highlight="bold")
     assert {"J/q", "gCO2e/q", "method"} <= set(styled.data.columns)
     assert "font-weight: bold" in styled.to_html()
+
+
+class OneOffLoad:
+    """A stand-in for a model loaded on first use and shared by every system (as a JVM or a cached model is):
+    the first call anywhere burns half a second of CPU."""
+    loaded = False
+
+    @classmethod
+    def rescore(cls, frame):
+        if not cls.loaded and len(frame):
+            cls.loaded = True
+            until = time.process_time() + 0.5
+            while time.process_time() < until:
+                pass
+        return frame
+
+
+def test_identical_systems_measure_alike_and_start_up_is_its_own_record(setting):
+    bm25, topics, qrels = setting
+    systems = [bm25 % 20 >> pt.apply.generic(OneOffLoad.rescore) for _ in range(3)]
+    ledger = gaia.Ledger()
+    result = _run(systems, topics, qrels, MEASURES, names=["a", "b", "c"], ledger=ledger, sensors="model")
+    startup = {r["stage"]: r for r in ledger.records if r["startup"]}
+    assert list(startup) == ["a / start-up", "b / start-up", "c / start-up"]
+    assert startup["a / start-up"]["cpu_s"] >= 0.5 > startup["b / start-up"]["cpu_s"]   # the load fell on the start-up
+    cpu = {}
+    for name in "abc":
+        own = [r for r in ledger.records if r["stage"].startswith(name + " / ") and not r["startup"]]
+        assert result.set_index("name").loc[name, "J/q"] == pytest.approx(sum(r["joules"] for r in own) / 10)
+        cpu[name] = sum(r["joules_by"]["cpu"] for r in own)      # modelled: CPU seconds x W per CPU
+    assert max(cpu.values()) < 3 * min(cpu.values()), cpu
+    table = ledger.summary(by="system")
+    assert table.index.tolist() == ["a / start-up", "b / start-up", "c / start-up", "a", "b", "c"]
+
+
+def test_repeated_qids_are_an_error_naming_them(setting):
+    bm25, topics, qrels = setting
+    repeated = pd.concat([topics, topics.iloc[[3, 5]]], ignore_index=True)
+    with pytest.raises(ValueError, match=r"topics repeat the qid\(s\) '4', '6'.*drop_duplicates"):
+        gaia.Experiment([bm25], repeated, qrels, MEASURES)
+
+
+def test_save_dir_keeps_each_systems_energy_and_reuse_reads_it_back(setting, tmp_path):
+    bm25, topics, qrels = setting
+    systems, names = [bm25, bm25 % 5], ["bm25", "cut"]
+    first = _run(systems, topics, qrels, MEASURES, names=names, save_dir=str(tmp_path), save_mode="overwrite")
+    assert (tmp_path / "bm25.res.gz").exists() and (tmp_path / "bm25.ledger.jsonl").exists()
+    ledger = gaia.Ledger()
+    again = _run(systems, topics, qrels, MEASURES, names=names, save_dir=str(tmp_path), save_mode="reuse",
+                 ledger=ledger)
+    assert len(ledger) == 0                                              # reused: nothing ran, nothing measured
+    pd.testing.assert_frame_equal(again, first)
+    (tmp_path / "cut.ledger.jsonl").unlink()                             # runs saved without their energy
+    with pytest.warns(UserWarning, match=r"system 'cut' was reused .* not run.*NaN"):
+        result = gaia.Experiment(systems, topics, qrels, MEASURES, names=names, save_dir=str(tmp_path),
+                                 save_mode="reuse")
+    assert result["J/q"].isna().tolist() == [False, True]
 
 
 def test_bad_systems_argument(setting):

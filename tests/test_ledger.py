@@ -1,15 +1,21 @@
 """gaia.Ledger: concurrent appends, JSONL round trip, merge, per-stage summary, CSV and YAML exports."""
 import json
+import os
+import re
 import threading
+import warnings
 
 import pandas as pd
 import pyterrier as pt
 import pytest
 import yaml
+from hypothesis import given, settings, strategies as st
 
 import pyterrier_gaia as gaia
 from pyterrier_gaia.cli import main as gaia_cli
 from pyterrier_gaia.energy.ledger import RECORD_KEYS
+from pyterrier_gaia.energy.record import Record
+from pyterrier_gaia.energy.report import with_unit
 
 TOPICS = pd.DataFrame({"qid": ["1", "2"], "query": ["light", "waves"]})
 
@@ -76,7 +82,51 @@ def test_jsonl_round_trip_merge_and_cli_report(tmp_path, capsys):
     assert merged.summary().loc["fast", "calls"] == 4
     assert gaia_cli(["report", str(tmp_path / "a.jsonl")]) == 0
     printed = capsys.readouterr().out
-    assert "fast" in printed and "J/q" in printed and "gCO2e/q" in printed
+    assert "fast" in printed and "energy/q" in printed and "CO2e/q" in printed
+
+
+def test_units_keep_three_figures_with_an_si_prefix():
+    assert with_unit(3e-05, "g") == "30 µg" and with_unit(0.8123, "J") == "812 mJ"
+    assert with_unit(1234.5, "J") == "1.23 kJ" and with_unit(0.99996, "J") == "1 J" and with_unit(0, "J") == "0 J"
+    assert with_unit(float("nan"), "J") == "-" and with_unit(None, "g") == "-"
+
+
+def test_cli_report_fits_100_columns_with_units_and_groups_by_system(tmp_path, capsys):
+    path = tmp_path / "run.jsonl"
+    ledger = gaia.Ledger(path)
+    long = "BM25 % 100 >> MiniLM re-ranker at int8, fused with BM25 at α=0.3"
+    for name, startup in [(f"{long} / start-up", True), (f"{long} / LuceneBM25", False), (f"{long} / rerank", False),
+                          ("BM25 / LuceneBM25", False)]:
+        gaia.Metered(pt.apply.generic(lambda frame: frame), name=name, ledger=ledger, startup=startup)(TOPICS)
+    assert gaia_cli(["report", str(path)]) == 0
+    by_stage = capsys.readouterr().out.splitlines()
+    assert max(map(len, by_stage)) <= 100 and len(by_stage) >= 6
+    text = "\n".join(by_stage)
+    assert not re.search(r"\de[-+]\d", text) and re.search(r"\d [nµm]g ", text) and re.search(r"\d [nµm]?J\n", text)
+    assert gaia_cli(["report", str(path), "--by", "system"]) == 0
+    by_system = capsys.readouterr().out.splitlines()
+    header = next(i for i, line in enumerate(by_system) if line.startswith("system "))
+    start_up, system, bm25 = by_system[header + 1:header + 4]
+    assert "start-up" in start_up and system.startswith(long[:20]) and bm25.startswith("BM25 ")
+    assert system.split()[-10:-8] == ["2", "4"]                        # 2 calls serving 4 queries
+
+
+def test_cli_report_on_a_missing_or_bad_file_says_so_and_exits_1(tmp_path, capsys):
+    assert gaia_cli(["report", str(tmp_path / "missing.jsonl")]) == 1
+    assert "gaia report: cannot read" in capsys.readouterr().err
+    (tmp_path / "notes.txt").write_text("not a ledger\n")
+    assert gaia_cli(["report", str(tmp_path / "notes.txt")]) == 1
+    err = capsys.readouterr().err
+    assert "skipped 1 line(s)" in err and "notes.txt holds no ledger records" in err
+    (tmp_path / "empty.jsonl").write_text("")
+    assert gaia_cli(["report", str(tmp_path / "empty.jsonl")]) == 1
+    assert "(the file is empty)" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        gaia_cli(["report", "--help"])
+    assert "``" not in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        gaia_cli(["--help"])
+    assert "``" not in capsys.readouterr().out
 
 
 def test_reopening_a_path_appends(tmp_path):
@@ -85,14 +135,76 @@ def test_reopening_a_path_appends(tmp_path):
     assert len(gaia.Ledger.load(tmp_path / "run.jsonl")) == 6
 
 
-def test_load_rejects_what_is_not_a_ledger(tmp_path):
+def test_load_skips_lines_that_are_not_records_and_says_where(tmp_path):
+    good = _ledger_with_calls(tmp_path / "run.jsonl").records
+    lines = (tmp_path / "run.jsonl").read_text().splitlines()
     broken = tmp_path / "broken.jsonl"
-    broken.write_text('{"stage": "x", "joules": 1.0}\n{"stage": \n')
-    with pytest.raises(ValueError, match="broken.jsonl line 2 is not JSON"):
-        gaia.Ledger.load(broken)
-    broken.write_text('{"stage": "x", "joules": 1.0}\n[1, 2]\n')
-    with pytest.raises(ValueError, match="line 2 is not a ledger record"):
-        gaia.Ledger.load(broken)
+    broken.write_text("\n".join([lines[0], '{"stage": ', "", "[1, 2]", lines[1], '{"stage": "x"}', lines[2]]) + "\n")
+    with pytest.warns(UserWarning, match=r"skipped 3 line\(s\) of .*broken.jsonl .*line 2: not JSON.*"
+                                         r"line 4: not a record: a JSON array.*line 6: not a record: no 'joules'"):
+        loaded = gaia.Ledger.load(broken)
+    assert loaded.records == good
+
+
+def test_a_record_is_one_typed_dataclass_with_the_file_format_of_record_keys():
+    ledger = _ledger_with_calls()
+    record = ledger.records[0]
+    typed = Record.from_dict(record)
+    assert typed.stage == "fast" and typed.queries == 2 and typed.startup is False
+    assert typed.to_dict() == record and tuple(typed.to_dict()) == RECORD_KEYS
+    old = {key: value for key, value in record.items() if key not in ("startup", "sensing_s")}   # an older writer
+    assert Record.from_dict({**old, "host": "node-1"}).to_dict() == {**record, "sensing_s": None, "host": "node-1"}
+    with pytest.raises(ValueError, match="queries=-1, expected a non-negative integer"):
+        Record.from_dict({**record, "queries": -1})
+    with pytest.raises(ValueError, match="gaia.Ledger.append: not a ledger record: no 'stage'"):
+        ledger.append({"joules": 1.0})
+
+
+def test_a_ledger_whose_file_goes_away_keeps_the_output_and_the_records(tmp_path):
+    folder = tmp_path / "runs"
+    stage = gaia.Metered(pt.apply.generic(lambda frame: frame.assign(seen=1)), name="s", ledger=folder / "run.jsonl")
+    stage(TOPICS)
+    (folder / "run.jsonl").unlink()
+    folder.rmdir()                                    # the folder removed while the experiment runs
+    with pytest.warns(RuntimeWarning, match=r"cannot append to .*runs/run.jsonl any more.*record 2 and the next"):
+        out = stage(TOPICS)
+    assert out["seen"].tolist() == [1, 1]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                # warned once, not at every call
+        stage(TOPICS)
+    assert len(stage.ledger) == 3
+    stage.ledger.to_jsonl(tmp_path / "rescued.jsonl")
+    assert gaia.Ledger.load(tmp_path / "rescued.jsonl").records == stage.ledger.records
+
+
+def test_a_short_write_stops_writing_and_warns(tmp_path, monkeypatch):
+    ledger = gaia.Ledger(tmp_path / "run.jsonl")
+    monkeypatch.setattr(os, "write", lambda descriptor, data: len(data) // 2)   # a full disk
+    with pytest.warns(RuntimeWarning, match="wrote .* bytes"):
+        gaia.Metered(pt.apply.generic(lambda frame: frame), ledger=ledger)(TOPICS)
+    assert len(ledger) == 1
+
+
+def test_appending_after_a_half_written_line_starts_a_fresh_line(tmp_path):
+    path = tmp_path / "run.jsonl"
+    first = _ledger_with_calls(path).records
+    path.write_bytes(path.read_bytes()[:-25])         # the last record cut by a crash
+    second = _ledger_with_calls(path).records
+    with pytest.warns(UserWarning, match=r"skipped 1 line\(s\).*line 3: not JSON"):
+        loaded = gaia.Ledger.load(path)
+    assert loaded.records == first[:2] + second
+
+
+def test_summary_by_system_keeps_start_up_records_apart():
+    ledger = gaia.Ledger()
+    for name, startup in [("A / start-up", True), ("A / bm25", False), ("A / rerank", False), ("B / bm25", False)]:
+        gaia.Metered(pt.apply.generic(lambda frame: frame), name=name, ledger=ledger, startup=startup)(TOPICS)
+    table = ledger.summary(by="system")
+    assert table.index.tolist() == ["A / start-up", "A", "B"]
+    assert table.loc["A", "calls"] == 2 and table.loc["A", "queries"] == 4
+    assert table.loc["A", "J"] == pytest.approx(sum(r["joules"] for r in ledger.records[1:3]))
+    with pytest.raises(ValueError, match="by='query'"):
+        ledger.summary(by="query")
 
 
 def test_branch_records_reach_the_parent(tmp_path):
@@ -132,3 +244,42 @@ def test_a_pickled_metered_stage_appends_to_the_same_file(tmp_path):
     stage(TOPICS)
     assert len(copy.ledger) == len(stage.ledger) == 1
     assert [r["stage"] for r in gaia.Ledger.load(path).records] == ["copied", "copied"]
+
+
+# ----- the reader on mangled files (property-based)
+_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)
+_finite = st.floats(allow_nan=False, allow_infinity=False, width=32)
+_records = st.builds(
+    lambda stage, joules, queries, qid, wall, counts: Record(
+        stage=stage, joules=joules, queries=queries, qid=qid, wall_s=wall, counts=counts).to_dict(),
+    _text, _finite, st.integers(0, 10 ** 6), st.none() | _text, st.none() | _finite,
+    st.dictionaries(_text, st.integers(0, 10 ** 9) | _finite, max_size=3))
+# lines that are never records: each a single line, not blank
+_bad_lines = st.one_of(
+    st.binary(min_size=1, max_size=40).map(lambda raw: b"\xff" + raw.replace(b"\n", b"")),     # garbage bytes
+    st.sampled_from([b"[1, 2]", b"3", b'"text"', b"null", b"true", b"{}", b"[[[[[[[[", b"{\"stage\": "]),
+    _records.map(lambda r: json.dumps({k: v for k, v in r.items() if k != "joules"}).encode()),   # a missing key
+    _records.map(lambda r: json.dumps({**r, "docs": "many"}).encode()),                           # a wrong type
+    _records.map(lambda r: json.dumps(r).encode()).flatmap(                                       # truncated
+        lambda line: st.integers(1, len(line) - 1).map(lambda cut: line[:cut])),
+)
+_blank_lines = st.sampled_from([b"", b"  ", b"\t", b"\r"])
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.one_of(_records.map(lambda r: ("good", r)), _bad_lines.map(lambda b: ("bad", b)),
+                          _blank_lines.map(lambda b: ("blank", b))), max_size=12),
+       st.booleans())
+def test_reader_keeps_every_good_line_and_counts_the_rest(tmp_path_factory, lines, final_newline):
+    from pyterrier_gaia.energy.ledger import read_jsonl
+    data = b"\n".join(json.dumps(item).encode() if kind == "good" else item for kind, item in lines)
+    data += b"\n" if final_newline else b""
+    records, skipped = read_jsonl(data)
+    assert records == [item for kind, item in lines if kind == "good"]
+    assert [number for number, _ in skipped] == [i for i, (kind, _) in enumerate(lines, start=1) if kind == "bad"]
+    path = tmp_path_factory.mktemp("mangled") / "run.jsonl"
+    path.write_bytes(data)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert gaia.Ledger.load(path).records == records
+    assert len(caught) == (1 if skipped else 0)

@@ -281,12 +281,19 @@ class CostModel:
     @classmethod
     def load(cls, path) -> "CostModel":
         """Read a model written by :meth:`save`."""
-        state = json.loads(Path(path).read_text())
+        try:
+            state = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise ValueError(f"CostModel.load: {path} is not a saved cost model (not JSON: {error})") from None
         if not isinstance(state, dict) or state.get("format") != FORMAT:
             raise ValueError(f"CostModel.load: {path} is not a saved cost model (no format {FORMAT!r})")
-        stages = {name: _Stage(s["features"], s["scale"], EWRLS(**s["rls"]), s["totals"])
-                  for name, s in state["stages"].items()}
-        return cls(stages, state["hardware"])
+        try:
+            stages = {name: _Stage(s["features"], s["scale"], EWRLS(**s["rls"]), s["totals"])
+                      for name, s in state["stages"].items()}
+            return cls(stages, state["hardware"])
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            raise ValueError(f"CostModel.load: {path} is a damaged cost model ({type(error).__name__}: {error})"
+                             ) from None
 
     def __repr__(self):
         return f"CostModel(stages={self.stages}, hardware={self.hardware!r})"

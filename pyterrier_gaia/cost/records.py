@@ -39,21 +39,24 @@ def is_number(value) -> bool:
 
 
 def usable(records: Sequence[dict], where: str) -> List[dict]:
-    """The records that can be fitted: no ``error``, a ``stage``, numeric ``wall_s`` and ``joules``.
-    The others are skipped with one warning saying how many and why."""
-    kept, failed, unmeasured = [], 0, 0
-    for record in records:
+    """The records that can be fitted: no ``error``, a ``stage``, ``wall_s`` and ``joules`` finite and
+    non-negative. The others are skipped with one warning saying how many, why, and which."""
+    kept, failed, unmeasured = [], 0, []
+    for position, record in enumerate(records):
         stage, error = record.get("stage"), record.get("error")
         if isinstance(error, str) and error:
             failed += 1
-        elif not (isinstance(stage, str) and stage and all(is_number(record.get(t)) for t in TARGETS)):
-            unmeasured += 1
+        elif not (isinstance(stage, str) and stage and all(is_number(record.get(t)) and record[t] >= 0
+                                                           for t in TARGETS)):
+            unmeasured.append(f"record {position} (stage {stage!r}: " + ", ".join(
+                f"{t}={record.get(t)!r}" for t in TARGETS) + ")")
         else:
             kept.append(record)
     if failed or unmeasured:
-        warnings.warn(f"{where}: skipped {failed + unmeasured} of {len(records)} records: {failed} failed "
-                      f"(an 'error' is set), {unmeasured} without a stage or numeric wall_s and joules",
-                      stacklevel=3)
+        shown = "; ".join(unmeasured[:3]) + ("; ..." if len(unmeasured) > 3 else "")
+        warnings.warn(f"{where}: skipped {failed + len(unmeasured)} of {len(records)} records: {failed} failed "
+                      f"(an 'error' is set), {len(unmeasured)} without a stage or finite, non-negative wall_s "
+                      f"and joules" + (f" ({shown})" if unmeasured else ""), stacklevel=3)
     return kept
 
 
@@ -80,12 +83,13 @@ def feature_names(records: Sequence[dict], wanted=None) -> List[str]:
 
 
 def with_counts(records: Sequence[dict], features: Sequence[str], where: str, stage: str) -> List[dict]:
-    """The records that report every one of ``features``; the others are skipped with a warning."""
-    kept = [r for r in records if all(is_number(counts_of(r).get(f)) for f in features)]
+    """The records that report every one of ``features`` (finite, non-negative); the others are skipped
+    with a warning."""
+    kept = [r for r in records if all(is_number(counts_of(r).get(f)) and counts_of(r)[f] >= 0 for f in features)]
     missing = len(records) - len(kept)
     if missing:
         warnings.warn(f"{where}: skipped {missing} of {len(records)} records of stage {stage!r} with missing "
-                      f"counts (each needs {', '.join(features)})", stacklevel=3)
+                      f"or negative counts (each needs {', '.join(features)})", stacklevel=3)
     return kept
 
 

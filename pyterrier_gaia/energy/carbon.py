@@ -1,12 +1,11 @@
 """Carbon and water accounting: kWh x PUE x grid intensity, and kWh x WUE.
 
-Grid intensities by country come from CodeCarbon's offline data
-(``codecarbon/data/private_infra/global_energy_mix.json``, by ISO 3166-1 alpha-3 code); without a
-country or a number, CodeCarbon's world average (``carbon_intensity_per_source.json``) is used.
+Grid intensities by country come from CodeCarbon's offline data, read through its own loader
+(``codecarbon.input.DataSource``: ``get_global_energy_mix_data()``, by ISO 3166-1 alpha-3 code);
+without a country or a number, CodeCarbon's world average (``get_carbon_intensity_per_source_data()``)
+is used.
 """
-import json
 import numbers
-from functools import lru_cache
 from typing import Dict, Optional
 
 from .profile import codecarbon_data
@@ -14,16 +13,12 @@ from .profile import codecarbon_data
 JOULES_PER_KWH = 3.6e6
 
 
-@lru_cache(maxsize=1)
 def _energy_mix() -> Dict[str, dict]:
-    with open(codecarbon_data("private_infra/global_energy_mix.json"), encoding="utf-8") as handle:
-        return json.load(handle)
+    return codecarbon_data().get_global_energy_mix_data()
 
 
-@lru_cache(maxsize=1)
 def _world_average() -> float:
-    with open(codecarbon_data("private_infra/carbon_intensity_per_source.json"), encoding="utf-8") as handle:
-        return float(json.load(handle)["world_average"])
+    return float(codecarbon_data().get_carbon_intensity_per_source_data()["world_average"])
 
 
 class Grid:

@@ -1,35 +1,40 @@
 """The ledger: an append-only, thread-safe list of metered calls, optionally mirrored to a JSONL file.
 
-One record per metered call (keys in :data:`RECORD_KEYS`). With a path, each record is appended
-to the file as one JSON line, in a single ``write`` to a file opened for appending, as soon as it
-is measured: a crash loses nothing already recorded, and several threads or processes can share
-one file without interleaving lines.
+One record per metered call (a :class:`~pyterrier_gaia.energy.record.Record`, kept as its dict: the
+keys of :data:`RECORD_KEYS`). With a path, each record is appended to the file as one JSON line, in a
+single ``write`` to a file opened for appending, as soon as it is measured: a crash loses nothing
+already recorded, and several threads or processes can share one file without interleaving lines.
+A file that can no longer be written never costs a stage its output: the records stay in memory.
 """
 import csv
 import json
 import os
 import platform
 import threading
+import warnings
 from pathlib import Path
-from typing import List, Union
+from typing import List, Mapping, Optional, Tuple, Union
 
 import pandas as pd
 
 from .pickling import LockedState
+from .record import RECORD_KEYS, Record
 
-#: the keys of every record, in order (see docs/energy.md for their meaning and units)
-RECORD_KEYS = ("stage", "start", "queries", "qid", "docs", "wall_s", "cpu_s", "joules", "joules_by", "method",
-               "kwh", "gco2e", "water_l", "error", "counts", "sensing_s", "short_window", "constants")
+#: how many skipped lines a warning describes one by one
+_SHOWN = 5
 
 
 class Ledger(LockedState):
-    """Records of metered calls: ``records``, :meth:`to_frame`, :meth:`summary`, CSV and YAML exports.
+    """Records of metered calls: ``records``, :meth:`to_frame`, :meth:`summary`, CSV, JSONL and YAML exports.
 
     >>> ledger = gaia.Ledger("run.jsonl")    # in memory, and appended to run.jsonl record by record
     >>> gaia.Ledger.load("run.jsonl").summary()
 
-    An existing file is appended to (its old records are not loaded; use :meth:`load`). A path that
-    cannot be written raises OSError here, before any work is metered.
+    An existing file is appended to (its old records are not loaded; use :meth:`load`); if its last
+    line was left half written (a crash), new records start on a fresh line. A path that cannot be
+    written raises OSError here, before any work is metered. If the file cannot be written later
+    (made read-only, its folder removed, disk full), the ledger warns once, naming the file, and
+    keeps this record and the next ones in memory only (save them with :meth:`to_jsonl`).
     """
 
     def __init__(self, path: Union[str, os.PathLike, None] = None):
@@ -37,10 +42,15 @@ class Ledger(LockedState):
         self._records: List[dict] = []
         self._parents: List["Ledger"] = []
         self._lock = threading.Lock()
+        self._write_error: Optional[str] = None
         if self.path is not None:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                os.close(os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644))
+                with open(self.path, "ab+") as handle:
+                    if handle.seekable() and handle.tell() > 0:
+                        handle.seek(-1, os.SEEK_END)
+                        if handle.read(1) != b"\n":      # a half-written last line: end it
+                            handle.write(b"\n")
             except OSError as error:
                 raise OSError(f"gaia.Ledger: cannot append records to {self.path}: {error}") from error
 
@@ -53,19 +63,40 @@ class Ledger(LockedState):
             return cls(ledger)
         raise TypeError(f"gaia: ledger={ledger!r} ({type(ledger).__name__}); expected a gaia.Ledger, a path or None")
 
-    def append(self, record: dict) -> None:
-        """Add one record (and write it as one JSON line when the ledger has a path)."""
+    def append(self, record: Union[Record, Mapping]) -> None:
+        """Add one record (a :class:`Record`, or a dict checked by :meth:`Record.from_dict`), and write it
+        as one JSON line when the ledger has a path."""
+        if not isinstance(record, Record):
+            try:
+                record = Record.from_dict(record)
+            except ValueError as error:
+                raise ValueError(f"gaia.Ledger.append: not a ledger record: {error}") from None
+        self._add(record.to_dict())
+
+    def _add(self, record: dict) -> None:
         with self._lock:
             self._records.append(record)
-            if self.path is not None:
-                line = (json.dumps(record, default=_plain) + "\n").encode("utf-8")
-                descriptor = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-                try:
-                    os.write(descriptor, line)
-                finally:
-                    os.close(descriptor)
+            if self.path is not None and self._write_error is None:
+                self._write(record)
         for parent in self._parents:
-            parent.append(record)
+            parent._add(record)
+
+    def _write(self, record: dict) -> None:
+        """Append one JSON line; on failure, warn once and keep records in memory from now on."""
+        line = (json.dumps(record, default=_plain) + "\n").encode("utf-8")
+        try:
+            descriptor = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                written = os.write(descriptor, line)
+            finally:
+                os.close(descriptor)
+            if written != len(line):
+                raise OSError(f"wrote {written} of {len(line)} bytes (disk full?)")
+        except OSError as error:
+            self._write_error = str(error)
+            warnings.warn(f"gaia.Ledger: cannot append to {self.path} any more ({error}); record "
+                          f"{len(self._records)} and the next ones are kept in memory only "
+                          f"(ledger.records); save them with ledger.to_jsonl(path)", RuntimeWarning, stacklevel=5)
 
     def branch(self) -> "Ledger":
         """A new in-memory ledger whose records are also appended to this one (to attribute a part's records)."""
@@ -87,20 +118,19 @@ class Ledger(LockedState):
 
     @classmethod
     def load(cls, path: Union[str, os.PathLike]) -> "Ledger":
-        """An in-memory ledger with the records of a JSONL file (the file is not appended to)."""
+        """An in-memory ledger with the records of a JSONL file (the file is not appended to).
+
+        Lines that are not records (half written, not JSON, not a record) are skipped with one
+        warning saying how many and which; blank lines are ignored. A file that cannot be read
+        raises the OSError of ``open``, which names it.
+        """
         ledger = cls()
-        with open(path, encoding="utf-8") as handle:
-            for number, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as error:
-                    raise ValueError(f"gaia.Ledger.load: {path} line {number} is not JSON ({error})") from None
-                if not isinstance(record, dict) or "stage" not in record or "joules" not in record:
-                    raise ValueError(f"gaia.Ledger.load: {path} line {number} is not a ledger record "
-                                     "(expected an object with 'stage' and 'joules')")
-                ledger._records.append(record)
+        ledger._records, skipped = read_jsonl(Path(path).read_bytes())
+        if skipped:
+            shown = "; ".join(f"line {number}: {why}" for number, why in skipped[:_SHOWN])
+            more = f"; and {len(skipped) - _SHOWN} more" if len(skipped) > _SHOWN else ""
+            warnings.warn(f"gaia.Ledger.load: skipped {len(skipped)} line(s) of {path} that are not ledger "
+                          f"records ({shown}{more}); read {len(ledger._records)} record(s)", stacklevel=2)
         return ledger
 
     @classmethod
@@ -110,7 +140,7 @@ class Ledger(LockedState):
         for ledger in ledgers:
             records.extend((ledger if isinstance(ledger, Ledger) else cls.load(ledger)).records)
         merged = cls()
-        merged._records = sorted(records, key=lambda record: record.get("start", 0))
+        merged._records = sorted(records, key=lambda record: record.get("start") or 0)
         return merged
 
     def to_frame(self) -> pd.DataFrame:
@@ -119,17 +149,26 @@ class Ledger(LockedState):
         extra = [key for record in records for key in record if key not in RECORD_KEYS]
         return pd.DataFrame(records, columns=list(RECORD_KEYS) + list(dict.fromkeys(extra)))
 
-    def summary(self) -> pd.DataFrame:
-        """One row per stage (in order of first appearance): calls, queries, docs, J, J/q, gCO2e/q, ms/q, method...
+    def summary(self, by: str = "stage") -> pd.DataFrame:
+        """One row per stage (``by="stage"``) or per system (``by="system"``), in order of first appearance:
+        calls, queries, docs, J, J/q, gCO2e/q, ms/q, method...
 
-        Per-query figures divide a stage's totals by the queries its calls served (NaN when none did).
+        A system is the part of a stage's name before " / " (gaia.Experiment names stages
+        "SYSTEM / STAGE"); start-up records are never folded into a system: they keep a row of
+        their own, named after their stage. Per-query figures divide the totals by the queries the
+        calls served (NaN when none did).
         """
+        if by not in ("stage", "system"):
+            raise ValueError(f"gaia.Ledger.summary: by={by!r}; expected 'stage' or 'system'")
         columns = ["calls", "queries", "docs", "wall_s", "cpu_s", "J", "J/q", "gCO2e/q", "ms/q", "method",
                    "errors", "short_windows"]
         frame = self.to_frame()
         if frame.empty:
-            return pd.DataFrame(columns=columns, index=pd.Index([], name="stage"))
-        grouped = frame.groupby("stage", sort=False)
+            return pd.DataFrame(columns=columns, index=pd.Index([], name=by))
+        if by == "system":
+            system = frame["stage"].str.split(" / ", n=1).str[0]
+            frame[by] = system.where(~frame["startup"].fillna(False).astype(bool), frame["stage"])
+        grouped = frame.groupby(by, sort=False)
         table = pd.DataFrame({
             "calls": grouped.size(),
             "queries": grouped["queries"].sum(),
@@ -142,10 +181,15 @@ class Ledger(LockedState):
         table["J/q"] = table["J"] / served
         table["gCO2e/q"] = grouped["gco2e"].sum() / served
         table["ms/q"] = table["wall_s"] * 1000 / served
-        table["method"] = grouped["method"].agg(lambda methods: ",".join(dict.fromkeys(methods)))
+        table["method"] = grouped["method"].agg(lambda methods: ",".join(dict.fromkeys(methods.dropna())))
         table["errors"] = grouped["error"].agg(lambda errors: int(errors.notna().sum()))
         table["short_windows"] = grouped["short_window"].agg(lambda flags: int(sum(map(bool, flags))))
         return table[columns]
+
+    def to_jsonl(self, path: Union[str, os.PathLike]) -> None:
+        """Write every record to ``path`` as one JSON line each (the file is replaced)."""
+        lines = "".join(json.dumps(record, default=_plain) + "\n" for record in self.records)
+        Path(path).write_text(lines, encoding="utf-8")
 
     def to_csv(self, path: Union[str, os.PathLike]) -> None:
         """Write one row per record; ``joules_by``, ``counts`` and ``constants`` become dotted columns."""
@@ -185,6 +229,31 @@ class Ledger(LockedState):
         if path is not None:
             Path(path).write_text(text, encoding="utf-8")
         return text
+
+
+def read_jsonl(data: bytes) -> Tuple[List[dict], List[Tuple[int, str]]]:
+    """The records of a JSONL ledger's bytes, and (line number, reason) for each line that is not one.
+
+    Blank lines are ignored; a line that is not UTF-8, not JSON, or not a record
+    (:meth:`Record.from_dict`) is skipped. Never raises.
+    """
+    records, skipped = [], []
+    for number, line in enumerate(data.split(b"\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = Record.from_dict(json.loads(line.decode("utf-8"))).to_dict()
+        except UnicodeDecodeError:
+            skipped.append((number, "not UTF-8 text"))
+        except json.JSONDecodeError as error:
+            skipped.append((number, f"not JSON ({error.msg} at column {error.colno})"))
+        except RecursionError:
+            skipped.append((number, "JSON nested too deeply"))
+        except ValueError as error:
+            skipped.append((number, f"not a record: {error}"))
+        else:
+            records.append(record)
+    return records, skipped
 
 
 def _platform(constants: dict) -> dict:

@@ -5,7 +5,6 @@ the wall clock and the process CPU clock, opens an operation-count scope, and ap
 to its ledger. A call that raises is recorded with its error, and the exception propagates unchanged.
 """
 import time
-import warnings
 from collections import Counter
 from typing import Callable, Optional
 
@@ -16,6 +15,7 @@ from pyterrier._ops import Compose, Concatenate, FeatureUnion, SetIntersection, 
 from ..cost.counts import counting
 from .carbon import Grid
 from .ledger import Ledger
+from .record import Record
 from .sensors import method_of, resolve_sensors
 
 _NARY = (Compose, FeatureUnion)                             # built from *transformers
@@ -44,9 +44,12 @@ class Metered(pt.Transformer):
     :param ledger: a :class:`~pyterrier_gaia.Ledger`, a JSONL path, or None (a new in-memory ledger)
     :param carbon: a :class:`~pyterrier_gaia.energy.carbon.Grid`, a country code ("FRA"), an
         intensity in gCO2e/kWh, or None (CodeCarbon's world average, PUE 1)
+    :param startup: the calls are one-off start-up work (warming a JVM, loading a model): their
+        records are marked ``startup`` and left out of per-system and per-query figures
     """
 
-    def __init__(self, stage, name: Optional[str] = None, sensors="auto", ledger=None, carbon=None):
+    def __init__(self, stage, name: Optional[str] = None, sensors="auto", ledger=None, carbon=None, *,
+                 startup: bool = False):
         if not isinstance(stage, pt.Transformer):
             raise TypeError(f"gaia.Metered: expected a pt.Transformer to meter, got {type(stage).__name__} "
                             f"{_short(stage)}; wrap functions with pt.apply and frames with pt.Transformer.from_df")
@@ -55,6 +58,7 @@ class Metered(pt.Transformer):
         self.sensors = resolve_sensors(sensors)
         self.ledger = Ledger.coerce(ledger)
         self.carbon = Grid.coerce(carbon)
+        self.startup = bool(startup)
         self._method = method_of(self.sensors)
         self._constants = {key: value for sensor in self.sensors for key, value in sensor.constants().items()}
         self._constants["carbon"] = self.carbon.constants()
@@ -79,13 +83,11 @@ class Metered(pt.Transformer):
                 out = call(inp)
         except BaseException as error:
             wall1, cpu1 = time.perf_counter(), time.process_time()
-            try:
-                self._record(states, start, qids, 0, wall1 - wall0, cpu1 - cpu0, scope, error, wall0 - entered, wall1)
-            except OSError as write_error:  # the stage's own exception must reach the caller unchanged
-                warnings.warn(f"gaia.Metered({self.name}): the error record was not written: {write_error}")
+            self._record(states, start, qids, 0, wall1 - wall0, cpu1 - cpu0, scope, error, wall0 - entered, wall1)
             raise
         wall1, cpu1 = time.perf_counter(), time.process_time()
-        self._record(states, start, qids, len(out), wall1 - wall0, cpu1 - cpu0, scope, None, wall0 - entered, wall1)
+        docs = len(out) if hasattr(out, "__len__") else 0    # e.g. an indexer's .index() returns no rows
+        self._record(states, start, qids, docs, wall1 - wall0, cpu1 - cpu0, scope, None, wall0 - entered, wall1)
         return out
 
     def _record(self, states, start, qids, docs, wall_s, cpu_s, scope, error, sensing_before, ended) -> None:
@@ -97,15 +99,13 @@ class Metered(pt.Transformer):
                 joules_by[component] = joules_by.get(component, 0.0) + value
         joules = sum(joules_by.values())
         single = str(qids[0]) if len(qids) == 1 else None
-        record = {
-            "stage": self.name, "start": start, "queries": len(qids), "qid": single, "docs": int(docs),
-            "wall_s": wall_s, "cpu_s": cpu_s, "joules": joules, "joules_by": joules_by, "method": self._method,
-            **self.carbon.account(joules),
-            "error": None if error is None else f"{type(error).__name__}: {error}",
-            "counts": {name: _number(value) for name, value in scope.counts.items()},
-            "sensing_s": 0.0, "short_window": short, "constants": self._constants,
-        }
-        record["sensing_s"] = sensing_before + (time.perf_counter() - ended)
+        record = Record(
+            stage=self.name, start=start, queries=len(qids), qid=single, docs=int(docs), wall_s=wall_s,
+            cpu_s=cpu_s, joules=joules, joules_by=joules_by, method=self._method, **self.carbon.account(joules),
+            error=None if error is None else f"{type(error).__name__}: {error}",
+            counts={name: _number(value) for name, value in scope.counts.items()},
+            short_window=short, constants=self._constants, startup=self.startup)
+        record.sensing_s = sensing_before + (time.perf_counter() - ended)
         self.ledger.append(record)
 
     def transform_inputs(self):

@@ -1,14 +1,12 @@
 """This machine's power profile, the constants of the CPU power model.
 
-The CPU's thermal design power (TDP) comes from CodeCarbon's maintained CPU table
-(``codecarbon/data/hardware/cpu_power.csv``, read in place, never copied). A model the table
-does not know gets CodeCarbon's own fallback for unknown CPUs: 4 W per logical CPU.
+The CPU's thermal design power (TDP) comes from CodeCarbon's maintained CPU table, read through
+its own loader (``codecarbon.input.DataSource().get_cpu_power_data()``), never copied. A model the
+table does not know gets CodeCarbon's own fallback for unknown CPUs: 4 W per logical CPU.
 
 Every constant is stated in ``docs/energy.md`` and copied into each ledger record
 (:meth:`PowerProfile.constants`), so a figure can always be traced to its assumptions.
 """
-import csv
-import importlib.util
 import os
 import platform
 import re
@@ -25,15 +23,16 @@ STATIC_FRACTION = 0.1
 DRAM_W_PER_GIB = 3 / 8
 
 
-def codecarbon_data(relative: str) -> Path:
-    """A file of CodeCarbon's offline data, located without importing codecarbon."""
-    spec = importlib.util.find_spec("codecarbon")
-    if spec is None or not spec.submodule_search_locations:
-        raise ModuleNotFoundError("gaia energy: the codecarbon package (for its CPU and grid data) is not installed")
-    path = Path(list(spec.submodule_search_locations)[0]) / "data" / relative
-    if not path.is_file():
-        raise FileNotFoundError(f"gaia energy: CodeCarbon's data file {path} is missing")
-    return path
+@lru_cache(maxsize=1)
+def codecarbon_data():
+    """CodeCarbon's offline reference data (CPU table, grid intensities), through its own loader
+    ``codecarbon.input.DataSource`` (loaded once, on first use)."""
+    try:
+        from codecarbon.input import DataSource
+    except ImportError as error:
+        raise ModuleNotFoundError("gaia energy: the codecarbon package (its CPU table and grid intensities) "
+                                  f"cannot be imported ({error}); install it with pip install codecarbon") from error
+    return DataSource()
 
 
 def cpu_model_name(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
@@ -59,13 +58,13 @@ def _tokens(name: str) -> Tuple[str, ...]:
 @lru_cache(maxsize=1)
 def _tdp_table() -> Tuple[Tuple[Tuple[str, ...], float, str], ...]:
     """(name words, TDP W, name) for each row of CodeCarbon's table whose TDP is a number."""
+    table = codecarbon_data().get_cpu_power_data()
     rows = []
-    with open(codecarbon_data("hardware/cpu_power.csv"), newline="", encoding="utf-8") as handle:
-        for row in csv.DictReader(handle):
-            try:
-                rows.append((_tokens(row["Name"]), float(row["TDP"]), row["Name"]))
-            except (TypeError, ValueError):  # a few rows carry malformed TDPs such as "27.29.5"
-                continue
+    for name, tdp in zip(table["Name"], table["TDP"]):
+        try:
+            rows.append((_tokens(name), float(tdp), name))
+        except (TypeError, ValueError):  # a few rows carry malformed TDPs such as "27.29.5"
+            continue
     return tuple(rows)
 
 
@@ -149,5 +148,5 @@ def _detected() -> Tuple[Tuple[str, object], ...]:
         tdp, source = DEFAULT_W_PER_LOGICAL_CPU * logical, (
             f"default: {DEFAULT_W_PER_LOGICAL_CPU:g} W x {logical} logical CPUs (model not in CodeCarbon's table)")
     else:
-        tdp, source = found[0], f"CodeCarbon cpu_power.csv: {found[1]}"
+        tdp, source = found[0], f"CodeCarbon CPU table (cpu_power.csv): {found[1]}"
     return (("cpu_model", model), ("tdp_w", tdp), ("tdp_source", source), ("logical_cpus", logical))

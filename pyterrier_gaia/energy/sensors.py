@@ -101,8 +101,9 @@ class RaplSensor(LockedState, Sensor):
         self.update_period_s = update_period_s
         self.domains = self._find_domains(self.root)
         if not any(component == "cpu" for _, component, _ in self.domains):
-            raise RuntimeError(f"gaia RaplSensor: no readable RAPL package domain under {self.root} "
-                               "(expected intel-rapl:N/energy_uj readable by this user)")
+            raise RuntimeError(f"gaia RaplSensor (sensors='rapl'): no readable RAPL package domain under {self.root}; "
+                               "it needs an Intel or AMD CPU whose intel-rapl:N/energy_uj this user can read (root "
+                               "only since Linux 5.10). Use sensors='auto' or 'model' where it cannot be read")
         self._lock = threading.Lock()
         self._seen_j: Dict[str, float] = {}
         self._seen_s = 0.0
@@ -175,15 +176,23 @@ class NvmlSensor(Sensor):
     method = "nvml"
 
     def __init__(self, nvml=None, update_period_s: float = 0.1):
-        if nvml is None:
-            import pynvml as nvml
-        nvml.nvmlInit()
-        count = nvml.nvmlDeviceGetCount()
-        if count < 1:
-            raise RuntimeError("gaia NvmlSensor: NVML reports no GPU")
+        try:
+            if nvml is None:
+                import pynvml as nvml
+            nvml.nvmlInit()
+            count = nvml.nvmlDeviceGetCount()
+            handles = [nvml.nvmlDeviceGetHandleByIndex(index) for index in range(count)]
+        except Exception as error:  # no pynvml, no driver, no library: each raises its own type
+            raise RuntimeError(f"gaia NvmlSensor (sensors='nvml'): NVML cannot be read here "
+                               f"({type(error).__name__}: {error}); it needs an NVIDIA GPU, its driver and the "
+                               "nvidia-ml-py package (pynvml). Use sensors='auto' or 'model' on machines without one"
+                               ) from error
+        if not handles:
+            raise RuntimeError("gaia NvmlSensor (sensors='nvml'): NVML reports no GPU; it needs an NVIDIA GPU. "
+                               "Use sensors='auto' or 'model' on machines without one")
         self.nvml = nvml
         self.update_period_s = update_period_s
-        self.handles = [nvml.nvmlDeviceGetHandleByIndex(index) for index in range(count)]
+        self.handles = handles
 
     def _read(self) -> List[int]:
         return [self.nvml.nvmlDeviceGetTotalEnergyConsumption(handle) for handle in self.handles]
@@ -211,7 +220,7 @@ def auto_sensors() -> Tuple[Sensor, ...]:
     cpu = RaplSensor() if RaplSensor.available() else CpuPowerModel()
     try:
         gpu = NvmlSensor()
-    except Exception:  # no pynvml, no driver or no GPU: each raises its own error type
+    except RuntimeError:  # no pynvml, no driver or no GPU
         return (cpu,)
     return (cpu, gpu)
 
