@@ -10,7 +10,7 @@ import torch
 
 import pyterrier_gaia as gaia
 from pyterrier_gaia.encoders import precision as ladder
-from pyterrier_gaia.rankers.auto_precision import _top10_overlap
+from pyterrier_gaia.rankers.auto_precision import top10_overlap
 from pyterrier_gaia.rankers.quantize import QuantizedVectors
 from tiny_models import tiny_bert
 
@@ -93,7 +93,7 @@ def test_int8_rankings_agree_with_fp32_on_vaswani(minilm, slice_candidates, vasw
     fp32 = minilm.reranker()(slice_candidates)
     int8 = minilm.reranker(precision="int8")(slice_candidates)
     # measured on this slice: 0.92 of fp32's top 10 kept; nDCG@10 0.425 (fp32) vs 0.432 (int8)
-    assert _top10_overlap(fp32, int8) >= 0.85
+    assert top10_overlap(fp32, int8) >= 0.85
     qrels = vaswani.get_qrels()
     qrels = qrels[qrels["qid"].isin(slice_candidates["qid"])]
     ndcg = [pt.Evaluate(r, qrels, ["ndcg_cut_10"])["ndcg_cut_10"] for r in (fp32, int8)]
