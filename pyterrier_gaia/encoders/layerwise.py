@@ -22,7 +22,8 @@ class LayerRun:
     def __init__(self, encoder, items, batch_size=32):
         self.encoder = encoder
         self._count = len(items)
-        order = np.argsort([-encoder.item_length(item) for item in items], kind="stable")  # similar lengths share a batch
+        # similar lengths share a batch
+        order = np.argsort([-encoder.item_length(item) for item in items], kind="stable")
         self._batches = []
         for start in range(0, len(order), batch_size):
             rows = order[start:start + batch_size]

@@ -66,8 +66,9 @@ class DiffusionReRanker(pt.Transformer):
         self.interpolate = check_weight(where, interpolate)
         self.probe_layer = positive_integer(f"{where} ({encoder.model_name!r} has {encoder.num_layers} layers)",
                                             "probe_layer", probe_layer, encoder.num_layers)
-        self.k, self.probe_depth, self.batch_size = (positive_integer(where, name, value) for name, value in
-                                                     (("k", k), ("probe_depth", probe_depth), ("batch_size", batch_size)))
+        self.k, self.probe_depth, self.batch_size = (
+            positive_integer(where, name, value)
+            for name, value in (("k", k), ("probe_depth", probe_depth), ("batch_size", batch_size)))
         self.schedule = temperatures(*temperature, positive_integer(where, "steps", steps))
         if not step_size > 0:
             raise ValueError(f"{where}: step_size={step_size!r}; expected a positive number")

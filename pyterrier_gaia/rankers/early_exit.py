@@ -108,7 +108,8 @@ class EarlyExitReRanker(pt.Transformer):
             out["score"] = pd.Series(dtype="float64")
             out["exit_layer"] = out["doc_layers"] = pd.Series(dtype="int64")
             return pt.model.add_ranks(out)[self.transform_outputs(list(inp.columns))]
-        require_values("EarlyExitReRanker", out, [c for c in self._required() if c in ("query", "text", "score")])
+        require_values("EarlyExitReRanker", out,
+                       [c for c in self._required() if c in ("query", "text", "score")])
         first_stage = out["score"].astype("float64") if self.interpolate is not None else None
         scorer = LayerScorer(self.encoder, self.heads)
         query_codes = pd.factorize(out["qid"])[0]
@@ -123,7 +124,8 @@ class EarlyExitReRanker(pt.Transformer):
             scores[rows], doc_layers[rows], exit_layer[rows] = self._rank_group(scorer, group, query_codes[rows],
                                                                                 margins, thresholds[rows])
         report(pairs=len(out))
-        out["score"] = scores if self.interpolate is None else fuse(self.interpolate, first_stage, scores, out["qid"])
+        out["score"] = scores if self.interpolate is None else \
+            fuse(self.interpolate, first_stage, scores, out["qid"])
         out["exit_layer"], out["doc_layers"] = exit_layer, doc_layers
         out = pt.model.add_ranks(out).sort_values(["qid", "rank"], kind="stable").reset_index(drop=True)
         return out[self.transform_outputs(list(inp.columns))]
