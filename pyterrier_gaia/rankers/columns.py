@@ -37,7 +37,9 @@ def require_values(stage: str, frame: pd.DataFrame, columns: Sequence[str], expe
             missing = values.isna()
         if missing.any():
             rows = frame.loc[missing, [c for c in ("qid", "docno") if c in frame.columns]].head(3)
+            value = values[missing].iloc[0]
+            value = value.item() if hasattr(value, "item") else value  # nan, not np.float64(nan)
             where = "; ".join(", ".join(f"{c} {v!r}" for c, v in row.items()) for _, row in rows.iterrows())
             raise ValueError(f"{stage}: column {column!r} has no usable value on {int(missing.sum())} row(s) "
-                             f"({where}{'; ...' if missing.sum() > 3 else ''}): {values[missing].iloc[0]!r}; "
+                             f"({where}{'; ...' if missing.sum() > 3 else ''}): {value!r}; "
                              f"expected {expected[column]}")
