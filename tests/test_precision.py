@@ -42,15 +42,18 @@ def test_cpu_ladder():
 
 def test_weight_bytes_follow_precision(tiny):
     fp32 = gaia.CrossEncoder(tiny)
-    bf16, int8 = fp32.at_precision("bf16"), fp32.at_precision("int8")
-    assert bf16.weight_bytes * 2 == fp32.weight_bytes
+    # bf16 only where the CPU has it (this machine's AMD EPYC lacks AVX512-BF16: fp32 and int8 run here)
+    others = [p for p in ("bf16", "int8") if p in ladder.runnable(fp32.device)]
+    encoders = {"fp32": fp32, **{p: fp32.at_precision(p) for p in others}}
+    if "bf16" in encoders:
+        assert encoders["bf16"].weight_bytes * 2 == fp32.weight_bytes
+    int8 = encoders["int8"]
     # linear weights to 1 byte; biases, layer norms and the 1-logit head stay fp32
     assert fp32.weight_bytes / 3.8 < int8.weight_bytes < fp32.weight_bytes / 3
     assert int8.model.bert.encoder.layer[0].intermediate.dense._packed_params.dtype == torch.qint8
-    scores = {p: e.score(["a query"] * 3, ["one doc", "another doc", "third"]) for p, e in
-              [("fp32", fp32), ("bf16", bf16), ("int8", int8)]}
-    np.testing.assert_allclose(scores["bf16"], scores["fp32"], atol=0.05)
-    np.testing.assert_allclose(scores["int8"], scores["fp32"], atol=0.05)
+    scores = {p: e.score(["a query"] * 3, ["one doc", "another doc", "third"]) for p, e in encoders.items()}
+    for precision in others:
+        np.testing.assert_allclose(scores[precision], scores["fp32"], atol=0.05)
 
 
 class _Recorder:
