@@ -16,8 +16,8 @@ __version__ = "0.1.0"
 _API = {
     "datasets": "pyterrier_gaia.datasets",
     "LuceneIndex": "pyterrier_gaia.retrieval.lucene:LuceneIndex",
-    "BiEncoder": "pyterrier_gaia.encoders.bi_encoder:BiEncoder",
-    "CrossEncoder": "pyterrier_gaia.encoders.cross_encoder:CrossEncoder",
+    "BiEncoder": "pyterrier_gaia.rankers.factories:BiEncoder",
+    "CrossEncoder": "pyterrier_gaia.rankers.factories:CrossEncoder",
     "ReRanker": "pyterrier_gaia.rankers.reranker:ReRanker",
     "EarlyExitReRanker": "pyterrier_gaia.rankers.early_exit:EarlyExitReRanker",
     "DiffusionReRanker": "pyterrier_gaia.rankers.diffusion:DiffusionReRanker",

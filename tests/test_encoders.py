@@ -37,7 +37,7 @@ def test_cross_encoder_layer_by_layer_equals_forward(tiny_cross):
         hidden = enc.layer(i, hidden, mask)
     whole = enc.forward(batch, output_hidden_states=True)
     assert len(whole.hidden_states) == enc.num_layers + 1
-    np.testing.assert_allclose(enc.head(hidden).numpy(), whole.logits.squeeze(-1).numpy(), atol=1e-5)
+    np.testing.assert_allclose(enc.layer_output(hidden, batch["attention_mask"]).numpy(), whole.logits.squeeze(-1).numpy(), atol=1e-5)
     np.testing.assert_allclose(hidden.numpy(), whole.hidden_states[-1].numpy(), atol=1e-5)
 
 
@@ -107,7 +107,7 @@ def test_minilm_layer_by_layer_pools_to_its_embedding(minilm):
     hidden, mask = minilm.embed(batch)
     for i in range(minilm.num_layers):
         hidden = minilm.layer(i, hidden, mask)
-    np.testing.assert_allclose(minilm.pool(hidden, batch["attention_mask"]).numpy(), minilm.encode(texts), atol=1e-5)
+    np.testing.assert_allclose(minilm.layer_output(hidden, batch["attention_mask"]).numpy(), minilm.encode(texts), atol=1e-5)
 
 
 def test_unsupported_pooling_is_named(tmp_path):

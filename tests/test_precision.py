@@ -10,7 +10,7 @@ import torch
 
 import pyterrier_gaia as gaia
 from pyterrier_gaia.encoders import precision as ladder
-from pyterrier_gaia.rankers.auto_precision import _top10_overlap
+from pyterrier_gaia.rankers.auto_precision import top10_overlap
 from pyterrier_gaia.rankers.quantize import QuantizedVectors
 from tiny_models import tiny_bert
 
@@ -43,8 +43,8 @@ def test_cpu_ladder():
 def test_weight_bytes_follow_precision(tiny):
     fp32 = gaia.CrossEncoder(tiny)
     # bf16 only where this host's CPU runs it natively (the host CPU varies between machines)
-    rungs = [p for p in ("bf16", "int8") if p in ladder.runnable(torch.device("cpu"))]
-    encoders = {"fp32": fp32, **{p: fp32.at_precision(p) for p in rungs}}
+    others = [p for p in ("bf16", "int8") if p in ladder.runnable(fp32.device)]
+    encoders = {"fp32": fp32, **{p: fp32.at_precision(p) for p in others}}
     if "bf16" in encoders:
         assert encoders["bf16"].weight_bytes * 2 == fp32.weight_bytes
     int8 = encoders["int8"]
@@ -52,7 +52,7 @@ def test_weight_bytes_follow_precision(tiny):
     assert fp32.weight_bytes / 3.8 < int8.weight_bytes < fp32.weight_bytes / 3
     assert int8.model.bert.encoder.layer[0].intermediate.dense._packed_params.dtype == torch.qint8
     scores = {p: e.score(["a query"] * 3, ["one doc", "another doc", "third"]) for p, e in encoders.items()}
-    for precision in rungs:
+    for precision in others:
         np.testing.assert_allclose(scores[precision], scores["fp32"], atol=0.05)
 
 
@@ -96,7 +96,7 @@ def test_int8_rankings_agree_with_fp32_on_vaswani(minilm, slice_candidates, vasw
     fp32 = minilm.reranker()(slice_candidates)
     int8 = minilm.reranker(precision="int8")(slice_candidates)
     # measured on this slice: 0.92 of fp32's top 10 kept; nDCG@10 0.425 (fp32) vs 0.432 (int8)
-    assert _top10_overlap(fp32, int8) >= 0.85
+    assert top10_overlap(fp32, int8) >= 0.85
     qrels = vaswani.get_qrels()
     qrels = qrels[qrels["qid"].isin(slice_candidates["qid"])]
     ndcg = [pt.Evaluate(r, qrels, ["ndcg_cut_10"])["ndcg_cut_10"] for r in (fp32, int8)]

@@ -83,3 +83,45 @@ def test_cross_encoder_reranker_in_a_pipeline_reports_counts(tmp_path):
     np.testing.assert_allclose(out.set_index(["qid", "docno"]).loc[list(zip(candidates.qid, candidates.docno)), "score"],
                                enc.score(candidates["query"], candidates["text"]), atol=1e-6)
     assert out.groupby("qid")["rank"].apply(list).to_dict() == {"q1": [0, 1, 2], "q2": [0, 1]}
+
+
+# ----- unclear errors and silent results (issue 16): each names the stage, the value and what was expected
+CANDIDATES = pd.DataFrame({"qid": ["1", "1", "2"], "query": ["radio waves", "radio waves", "microwave"],
+                           "docno": ["d1", "d2", "d3"], "text": ["ionosphere", "antennas", "ovens"],
+                           "score": [3.0, 2.0, 1.0]})
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(interpolate="0.3"), r"ReRanker: interpolate='0.3'; expected a weight between 0 and 1"),
+    (dict(batch_size=None), r"ReRanker: batch_size=None; expected a positive integer"),
+    (dict(batch_size=0), r"ReRanker: batch_size=0; expected a positive integer")])
+def test_bad_options_are_named(minilm, options, message):
+    with pytest.raises(ValueError, match=message):
+        minilm.reranker(**options)
+
+
+def test_encoder_batch_size_and_max_length_are_checked(minilm, tmp_path):
+    with pytest.raises(ValueError, match=r"BiEncoder: batch_size=None; expected a positive integer"):
+        minilm.encode(["radio"], batch_size=None)
+    folder = tiny_bert(tmp_path)  # a position table of 64
+    with pytest.raises(ValueError, match=r"max_length=100000; expected a whole number from 1 to 64"):
+        gaia.CrossEncoder(folder, max_length=100000)
+    assert gaia.CrossEncoder(folder, max_length=16).tokenize(["word " * 50])["input_ids"].shape == (1, 16)
+
+
+@pytest.mark.parametrize("column, value, message", [
+    ("text", None, r"column 'text' has no usable value on 1 row\(s\) \(qid '1', docno 'd2'\): None"),
+    ("text", np.nan, r"column 'text' .*docno 'd2'\): nan; expected each candidate's text"),
+    ("query", None, r"column 'query' .*qid '1', docno 'd2'"),
+    ("score", np.nan, r"column 'score' .*qid '1', docno 'd2'\): nan; expected a first-stage score")])
+def test_missing_values_are_named_not_reranked(minilm, column, value, message):
+    inp = CANDIDATES.copy()
+    inp[column] = inp[column].astype(object)
+    inp.loc[1, column] = value
+    with pytest.raises(ValueError, match=message):
+        minilm.reranker(interpolate=0.3)(inp)
+
+
+def test_encoder_refuses_missing_texts(minilm):
+    with pytest.raises(ValueError, match=r"BiEncoder: text at position\(s\) \[1\] is missing \(None or NaN\)"):
+        minilm.score(["q", "q"], ["a text", None])

@@ -1,7 +1,6 @@
 """gaia.CostModel: latency and energy of each stage as non-negative linear functions of its
 operation counts, calibrated on a ledger and updated online."""
 import json
-import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -256,9 +255,9 @@ class CostModel:
         frame = self.compare(ledger)
         if len(frame) < 2:
             raise ValueError(f"CostModel.r2: {len(frame)} usable records; R² needs at least 2")
-        measured, predicted = frame[target].to_numpy(), frame["pred_" + target].to_numpy()
-        total = ((measured - measured.mean()) ** 2).sum()
-        return float(1 - ((measured - predicted) ** 2).sum() / total) if total > 0 else math.nan
+        from sklearn.metrics import r2_score
+
+        return float(r2_score(frame[target], frame["pred_" + target], force_finite=False))
 
     def coefficients(self):
         """A DataFrame of the fitted costs per unit: one row per (stage, feature), columns

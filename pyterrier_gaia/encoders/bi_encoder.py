@@ -3,7 +3,8 @@ import json
 
 import numpy as np
 
-from .base import Encoder, cannot_load
+from .base import Encoder, Inputs, cannot_load
+from .checks import strings
 from .locate import locate
 
 POOLINGS = {"pooling_mode_cls_token": "cls", "pooling_mode_mean_tokens": "mean",
@@ -24,6 +25,9 @@ class BiEncoder(Encoder):
     (1, 384)
     """
 
+    kind = "bi"
+    default_group_inputs = 16384  # texts: candidate lists of different queries share documents
+
     def __init__(self, model=None, *, precision="fp32", device=None, max_length=None):
         model = locate(model, "BiEncoder")
         try:
@@ -36,6 +40,9 @@ class BiEncoder(Encoder):
 
     def _configured_max_length(self):
         return self._st_config["max_seq_length"]
+
+    def architecture(self) -> dict:
+        return {**super().architecture(), "pooling": self.pooling, "normalize": self.normalize}
 
     def pool(self, hidden, attention_mask):
         """Pool token states ``hidden`` (batch x length x dim) into one float32 vector per row."""
@@ -55,22 +62,55 @@ class BiEncoder(Encoder):
 
     def encode(self, texts, batch_size=32, verbose=False):
         """Embed ``texts``: a float32 array of shape (len(texts), dim)."""
-        texts = [str(t) for t in texts]
-        order = np.argsort([-len(t) for t in texts], kind="stable")  # similar lengths share a batch
-        vectors = np.zeros((len(texts), self.hidden_size), dtype=np.float32)
-        for rows in self._batches(order, batch_size, "encode", verbose):
-            batch = self.tokenize([texts[i] for i in rows])
-            hidden = self.forward(batch).last_hidden_state
-            vectors[rows] = self.pool(hidden, batch["attention_mask"]).cpu().numpy()
-        return vectors
+        return self.outputs(strings(f"{self.stage}.encode", "text", texts), batch_size, verbose)
 
-    def score(self, queries, texts, batch_size=32, verbose=False):
-        """Dot product of each (queries[i], texts[i]) pair; each distinct query and text is encoded once."""
-        queries, query_of = np.unique(np.asarray(queries, dtype=str), return_inverse=True)
-        texts, text_of = np.unique(np.asarray(texts, dtype=str), return_inverse=True)
-        q = self.encode(queries, batch_size, verbose)
-        d = self.encode(texts, batch_size, verbose)
-        return np.einsum("ij,ij->i", q[query_of], d[text_of])
+    # ----- the encoder protocol: texts read apart from their queries
+    def input_keys(self, queries, texts) -> np.ndarray:
+        """A pair's text: each distinct text is one input, whichever queries it is a candidate of."""
+        return np.asarray(strings(self.stage, "text", texts), dtype=str)
+
+    def inputs(self, queries, texts, batch_size=32, verbose=False) -> Inputs:
+        """Each distinct text once, and each pair's query vector (each distinct query encoded once)."""
+        items, item_of_pair = np.unique(self.input_keys(queries, texts), return_inverse=True)
+        distinct, query_of_pair = np.unique(np.asarray(strings(self.stage, "query", queries), dtype=str),
+                                            return_inverse=True)
+        return Inputs(items.tolist(), item_of_pair, self.encode(distinct, batch_size, verbose)[query_of_pair])
+
+    def item_length(self, item) -> int:
+        return len(item)
+
+    def tokenize_items(self, items):
+        return self.tokenize(items)
+
+    @property
+    def _output_shape(self) -> tuple:
+        return (self.hidden_size,)
+
+    def _final_output(self, out, batch):
+        return self.pool(out.last_hidden_state, batch["attention_mask"])
+
+    def pair_scores(self, outputs, inputs, pairs=slice(None)) -> np.ndarray:
+        """The dot product of each pair's text vector with its query's vector."""
+        return np.einsum("ij,ij->i", outputs[inputs.item_of_pair[pairs]], inputs.query_vectors[pairs])
+
+    def layer_output(self, hidden, attention_mask):
+        """The pooled (and, where the model normalises, normalised) vector of any layer's states."""
+        return self.pool(hidden, attention_mask)
+
+    def head_input(self, hidden, attention_mask):
+        return self.pool(hidden, attention_mask)
+
+    def estimate_output(self, estimate):
+        """An estimated embedding, normalised where the model normalises its own."""
+        if self.normalize:
+            estimate /= np.maximum(np.linalg.norm(estimate, axis=1, keepdims=True), 1e-12)
+        return estimate
+
+    def input_tokens(self, queries, texts) -> np.ndarray:
+        return self._token_counts(strings(self.stage, "text", texts))
+
+    def query_tokens(self, queries) -> np.ndarray:
+        return self._token_counts(strings(self.stage, "query", queries))
 
 
 def _sentence_transformers_config(model: str) -> dict:

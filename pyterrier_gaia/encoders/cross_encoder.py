@@ -1,7 +1,8 @@
 """Cross-encoder: each (query, document) pair read together by one sequence-classification model."""
 import numpy as np
 
-from .base import Encoder
+from .base import Encoder, Inputs
+from .checks import strings
 from .locate import locate
 
 
@@ -16,6 +17,9 @@ class CrossEncoder(Encoder):
     """
 
     auto_class = "AutoModelForSequenceClassification"
+    kind = "cross"
+    progress = "pairs"
+    default_group_inputs = 1024  # pairs: never shared between queries
 
     def __init__(self, model=None, *, precision="fp32", device=None, max_length=None):
         super().__init__(locate(model, "CrossEncoder"), precision=precision, device=device, max_length=max_length)
@@ -23,8 +27,35 @@ class CrossEncoder(Encoder):
             raise ValueError(f"CrossEncoder: model {self.model_name!r} has {self.model.config.num_labels} "
                              f"output labels; expected a single relevance logit")
 
-    def head(self, hidden):
-        """The score of each row from the last (or an intermediate) layer's token states."""
+    # ----- the encoder protocol: each (query, text) pair read together
+    def input_keys(self, queries, texts) -> np.ndarray:
+        """A pair's position: every pair is its own input."""
+        return np.arange(len(texts))
+
+    def inputs(self, queries, texts, batch_size=32, verbose=False) -> Inputs:
+        """Every (query, text) pair, in order."""
+        pairs = list(zip(strings(self.stage, "query", queries), strings(self.stage, "text", texts)))
+        return Inputs(pairs, np.arange(len(pairs)))
+
+    def item_length(self, item) -> int:
+        return len(item[0]) + len(item[1])
+
+    def tokenize_items(self, items):
+        return self.tokenize([query for query, _ in items], [text for _, text in items])
+
+    @property
+    def _output_shape(self) -> tuple:
+        return ()
+
+    def _final_output(self, out, batch):
+        return out.logits.squeeze(-1).float()
+
+    def pair_scores(self, outputs, inputs, pairs=slice(None)) -> np.ndarray:
+        """Each pair's logit."""
+        return outputs[inputs.item_of_pair[pairs]]
+
+    def layer_output(self, hidden, attention_mask=None):
+        """The classifier's logit (after the pooler, if the model has one) on any layer's token states."""
         import torch
 
         model = self.model
@@ -36,13 +67,16 @@ class CrossEncoder(Encoder):
             features = hidden if pooler is None else pooler(hidden)
             return model.classifier(features).squeeze(-1).float()
 
-    def score(self, queries, texts, batch_size=32, verbose=False):
-        """The model's logit for each (queries[i], texts[i]) pair."""
-        queries = [str(q) for q in queries]
-        texts = [str(t) for t in texts]
-        order = np.argsort([-len(q) - len(t) for q, t in zip(queries, texts)], kind="stable")
-        scores = np.zeros(len(texts), dtype=np.float32)
-        for rows in self._batches(order, batch_size, "pairs", verbose):
-            batch = self.tokenize([queries[i] for i in rows], [texts[i] for i in rows])
-            scores[rows] = self.forward(batch).logits.squeeze(-1).float().cpu().numpy()
-        return scores
+    def head_input(self, hidden, attention_mask=None):
+        """The [CLS] state."""
+        return hidden[:, 0]
+
+    def estimate_output(self, estimate):
+        """An estimated logit per row."""
+        return estimate[:, 0]
+
+    def input_tokens(self, queries, texts) -> np.ndarray:
+        return self._token_counts(strings(self.stage, "query", queries), strings(self.stage, "text", texts))
+
+    def query_tokens(self, queries) -> np.ndarray:
+        return np.zeros(len(queries), dtype=int)

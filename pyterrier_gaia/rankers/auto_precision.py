@@ -6,6 +6,8 @@ from dataclasses import dataclass
 import pandas as pd
 
 from ..encoders import precision as ladder
+from .measures import top_overlap
+from .reranker import ReRanker
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +35,6 @@ def choose_precision(encoder, *, tolerance, validation, qrels=None, batch_size=3
     nDCG@10; without, it is ``1 -`` the mean overlap of the top 10 with fp32's top 10.
     ``tolerance`` is in 0..1. Returns a :class:`PrecisionChoice` and logs it.
     """
-    from .reranker import ReRanker
-
     stage = "ReRanker(precision='auto')"
     if not isinstance(tolerance, (int, float)) or not 0 <= tolerance <= 1:
         raise ValueError(f"{stage}: tolerance={tolerance!r}; expected a number between 0 and 1 "
@@ -73,7 +73,7 @@ def choose_precision(encoder, *, tolerance, validation, qrels=None, batch_size=3
 def _loss(reference: pd.DataFrame, run: pd.DataFrame, qrels) -> float:
     if qrels is not None:
         return _ndcg10(reference, qrels) - _ndcg10(run, qrels)
-    return 1.0 - _top10_overlap(reference, run)
+    return 1.0 - top10_overlap(reference, run)
 
 
 def _ndcg10(run: pd.DataFrame, qrels: pd.DataFrame) -> float:
@@ -85,7 +85,8 @@ def _ndcg10(run: pd.DataFrame, qrels: pd.DataFrame) -> float:
     return ir_measures.calc_aggregate([ir_measures.nDCG @ 10], qrels, scored)[ir_measures.nDCG @ 10]
 
 
-def _top10_overlap(reference: pd.DataFrame, run: pd.DataFrame) -> float:
-    top_ref = reference[reference["rank"] < 10].groupby("qid")["docno"].apply(set)
-    top_run = run[run["rank"] < 10].groupby("qid")["docno"].apply(set)
-    return sum(len(top_ref[q] & top_run[q]) / len(top_ref[q]) for q in top_ref.index) / len(top_ref)
+def top10_overlap(reference: pd.DataFrame, run: pd.DataFrame) -> float:
+    """The mean over queries of the share of ``reference``'s top 10 found in ``run``'s top 10."""
+    top_ref = reference[reference["rank"] < 10].groupby("qid")["docno"].apply(list)
+    top_run = run[run["rank"] < 10].groupby("qid")["docno"].apply(list)
+    return sum(top_overlap(top_ref[q], top_run[q]) for q in top_ref.index) / len(top_ref)

@@ -8,14 +8,16 @@ import pyterrier as pt
 
 from ..cost.counts import report
 from ..encoders import precision as ladder
+from ..encoders.checks import positive_integer
 from .budget_space import BudgetSpace
-from .columns import require_columns
+from .columns import require_columns, require_values
 from .early_exit import EarlyExitReRanker
-from .exit_heads import ExitHeads, LayerScorer, layer_outputs, model_label, pair_scores
+from .exit_heads import ExitHeads, LayerScorer, fitted_for, layer_outputs, model_label
+from .fusion import check_weight, fuse
 from .green_potential import CostTerms, GreenPotential, LayerFraction, QueryCosts, Usefulness
 from .langevin import langevin, query_noise, temperatures
+from .measures import ndcg, top_overlap
 from .query_signals import query_signals
-from .reranker import _minmax
 
 OUTPUT_COLUMNS = ("score", "rank", "depth", "precision", "agreement", "layers", "doc_layers", "steps")
 
@@ -61,21 +63,19 @@ class DiffusionReRanker(pt.Transformer):
             ladder.check(p, encoder.device, where)
         self.space = BudgetSpace(depths, precisions, agreements, k)
         self.weights = _check_weights(weights)
-        self.schedule = temperatures(*temperature, steps)
-        if interpolate is not None and not 0 <= interpolate <= 1:
-            raise ValueError(f"{where}: interpolate={interpolate!r}; expected a weight between 0 and 1 (or None)")
-        if not 1 <= probe_layer <= encoder.num_layers:
-            raise ValueError(f"{where}: probe_layer={probe_layer!r}; {encoder.model_name!r} has "
-                             f"{encoder.num_layers} layers")
-        for name, value in (("k", k), ("steps", steps), ("probe_depth", probe_depth), ("batch_size", batch_size)):
-            if int(value) != value or value < 1:
-                raise ValueError(f"{where}: {name}={value!r}; expected a positive integer")
+        self.interpolate = check_weight(where, interpolate)
+        self.probe_layer = positive_integer(f"{where} ({encoder.model_name!r} has {encoder.num_layers} layers)",
+                                            "probe_layer", probe_layer, encoder.num_layers)
+        self.k, self.probe_depth, self.batch_size = (
+            positive_integer(where, name, value)
+            for name, value in (("k", k), ("probe_depth", probe_depth), ("batch_size", batch_size)))
+        self.schedule = temperatures(*temperature, positive_integer(where, "steps", steps))
         if not step_size > 0:
             raise ValueError(f"{where}: step_size={step_size!r}; expected a positive number")
-        self.encoder, self.k, self.interpolate = encoder, int(k), interpolate
-        self.step_size, self.probe_depth, self.probe_layer = float(step_size), int(probe_depth), int(probe_layer)
-        self.seed, self.batch_size, self.verbose = int(seed), int(batch_size), verbose
+        self.encoder, self.step_size, self.seed, self.verbose = encoder, float(step_size), int(seed), verbose
         self.heads = heads if heads is None or isinstance(heads, ExitHeads) else ExitHeads.load(heads, encoder)
+        if self.heads is not None:
+            self.heads.check(encoder)
         self._encoders = {encoder.precision: encoder}
         self._rankers = {}
         self.usefulness, self.layers = None, None
@@ -86,6 +86,19 @@ class DiffusionReRanker(pt.Transformer):
                 f"fitted={self.usefulness is not None})")
 
     # ----- configuration
+    @property
+    def usefulness(self):
+        """The fitted usefulness model Û (None until :meth:`fit`)."""
+        return self._usefulness
+
+    @usefulness.setter
+    def usefulness(self, usefulness):
+        if usefulness is not None and usefulness.info.get("encoder") != fitted_for(self.encoder):
+            raise ValueError(f"DiffusionReRanker: the usefulness model was fitted for "
+                             f"{usefulness.info.get('encoder', 'an unknown encoder')}, not for this ranker's "
+                             f"{fitted_for(self.encoder)}; fit one for it with .fit(candidates)")
+        self._usefulness = usefulness
+
     @property
     def cost_model(self):
         return self._cost_model
@@ -102,7 +115,7 @@ class DiffusionReRanker(pt.Transformer):
 
     def cost_stage(self, precision: str) -> str:
         """The cost model's stage name for this encoder's early-exit re-ranking at ``precision``."""
-        return f"{self.encoder._stage} {model_label(self.encoder)} {precision} early-exit"
+        return f"{self.encoder.stage} {model_label(self.encoder)} {precision} early-exit"
 
     def with_weights(self, weights) -> "DiffusionReRanker":
         """The same fitted re-ranker (models shared) under other weights (a, c, u)."""
@@ -140,9 +153,9 @@ class DiffusionReRanker(pt.Transformer):
     def in_first_stage_order(self, inp: pd.DataFrame) -> pd.DataFrame:
         """The input in first-stage order per query, with each row's ``position`` (0 = best)."""
         out = inp.drop(columns=[c for c in OUTPUT_COLUMNS if c != "score"] + ["agreement"], errors="ignore")
-        out = out.assign(_first=pd.to_numeric(out["score"], errors="coerce"))
-        if out["_first"].isna().any():
-            raise ValueError("DiffusionReRanker: the input column 'score' must hold numbers (first-stage scores)")
+        require_values("DiffusionReRanker", out, ["query", "text", "score"],
+                       {"score": "a first-stage score (a finite number) on every row: it orders the candidates"})
+        out = out.assign(_first=pd.to_numeric(out["score"]))
         out = out.sort_values(["qid", "_first"], ascending=[True, False], kind="stable").reset_index(drop=True)
         return out.assign(position=out.groupby("qid", sort=False).cumcount())
 
@@ -160,6 +173,7 @@ class DiffusionReRanker(pt.Transformer):
         queries gives the fit's held-out R² (``usefulness.info``). Also fits ``layers``, the mean fraction of
         layers run at each threshold (read by Û and the cost terms). Returns ``self``."""
         self._check(list(candidates.columns))
+        _check_qrels(qrels)
         if not 0 <= held_out < 1:
             raise ValueError(f"DiffusionReRanker.fit: held_out={held_out!r}; expected a fraction in [0, 1)")
         ranked = self.in_first_stage_order(candidates)
@@ -168,40 +182,42 @@ class DiffusionReRanker(pt.Transformer):
             raise ValueError("DiffusionReRanker.fit: no candidates to fit on")
         signals = self._signals(ranked)
         layer_scores = {p: self._layer_scores(p, ranked) for p in self.space.precisions}
-        judged = _judgments(qrels)
-        rows = []
+        rows, rankings = [], []
         groups = ranked.groupby(pd.factorize(ranked["qid"])[0], sort=True).indices
         for code, members in groups.items():
             first = ranked["_first"].to_numpy()[members]
             full = _replay(first, layer_scores[self.space.precisions[0]][members], len(members), 2.0, self.k,
                            self.interpolate)[0]
-            gains = judged.get(ranked["qid"].iloc[members[0]]) if judged is not None else None
             docnos = ranked["docno"].to_numpy()[members]
             for budget in self.space.grid():
                 order, exit_index = _replay(first, layer_scores[budget.precision][members],
                                             min(budget.depth, len(members)), budget.agreement, self.k,
                                             self.interpolate)
-                useful = len(np.intersect1d(order[:self.k], full[:self.k])) / min(self.k, len(members)) \
-                    if judged is None else _ndcg(docnos[order], gains, self.k)
-                rows.append((code, *self.space.point(budget), useful, budget.agreement,
-                             (exit_index + 1) / self.encoder.num_layers))
+                rankings.append((ranked["qid"].iloc[members[0]], docnos[order]))
+                rows.append((code, *self.space.point(budget), top_overlap(order[:self.k], full[:self.k]),
+                             budget.agreement, (exit_index + 1) / self.encoder.num_layers))
         table = np.array(rows)
+        if qrels is not None:
+            table[:, 4] = ndcg(rankings, qrels, self.k)
         queries = np.array(sorted(groups))
         held = np.random.default_rng(self.seed).random(len(queries)) < held_out
         held_rows = held[table[:, 0].astype(int)] if held.any() and not held.all() else None
         frame = pd.DataFrame(table[:, 5:], columns=["agreement", "fraction"])
         self.layers = LayerFraction(frame.groupby("agreement")["fraction"].mean().to_dict(), self.space)
-        self.usefulness = Usefulness.fit(signals[table[:, 0].astype(int)], table[:, 1:4], table[:, 4], self.layers,
-                                         held_rows)
-        self.usefulness.info.update(queries=len(queries), target="nDCG@k" if judged is not None else "top-k agreement")
+        usefulness = Usefulness.fit(signals[table[:, 0].astype(int)], table[:, 1:4], table[:, 4], self.layers,
+                                    held_rows)
+        usefulness.info.update(queries=len(queries), target="nDCG@k" if qrels is not None else "top-k agreement",
+                               encoder=fitted_for(self.encoder))
+        self.usefulness = usefulness
         return self
 
     def _layer_scores(self, precision: str, ranked: pd.DataFrame) -> np.ndarray:
         """Every candidate's score estimate after every layer at ``precision`` (rows x layers)."""
-        scorer = LayerScorer(self.encoder_at(precision), self.heads)
+        encoder = self.encoder_at(precision)
+        scorer = LayerScorer(encoder, self.heads)
         data = layer_outputs(scorer, ranked, self.batch_size, self.verbose)
-        return np.stack([pair_scores(scorer, scorer.outputs(layer, data["own"][layer]), data)
-                         for layer in range(1, self.encoder.num_layers + 1)], axis=1)
+        return np.stack([encoder.pair_scores(scorer.outputs(layer, data["own"][layer]), data["inputs"])
+                         for layer in range(1, encoder.num_layers + 1)], axis=1)
 
     # ----- drawing budgets
     def potential(self, ranked_top: pd.DataFrame) -> GreenPotential:
@@ -222,17 +238,10 @@ class DiffusionReRanker(pt.Transformer):
 
     def _query_costs(self, ranked_top: pd.DataFrame) -> QueryCosts:
         encoder = self.encoder
-        pairs = LayerScorer(encoder).pairs
-        tokenize = lambda *texts: encoder.tokenizer(*texts, truncation=True, max_length=encoder.max_length)  # noqa
-        texts = ranked_top["text"].astype(str).tolist()
-        queries = ranked_top["query"].astype(str).tolist()
-        lengths = np.array([len(i) for i in tokenize(queries, texts)["input_ids"]] if pairs else
-                           [len(i) for i in tokenize(texts)["input_ids"]])
+        lengths = encoder.input_tokens(ranked_top["query"], ranked_top["text"])
         groups = list(ranked_top.groupby(pd.factorize(ranked_top["qid"])[0], sort=True).indices.values())
-        first_query = [queries[rows[0]] for rows in groups]
-        query_lengths = np.zeros(len(groups)) if pairs else \
-            np.array([len(i) for i in tokenize(first_query)["input_ids"]])
-        return QueryCosts.of(encoder, [lengths[rows] for rows in groups], query_lengths, not pairs)
+        query_lengths = encoder.query_tokens([ranked_top["query"].iloc[rows[0]] for rows in groups])
+        return QueryCosts.of(encoder, [lengths[rows] for rows in groups], query_lengths)
 
     def _require_fitted(self):
         if self.usefulness is None:
@@ -291,8 +300,7 @@ class DiffusionReRanker(pt.Transformer):
         score = ranked["neural"].copy()
         if self.interpolate is not None:
             picked = ranked[chosen]
-            score[chosen] = (self.interpolate * _minmax(picked["qid"], picked["_first"])
-                             + (1 - self.interpolate) * _minmax(picked["qid"], picked["neural"]))
+            score[chosen] = fuse(self.interpolate, picked["_first"], picked["neural"], picked["qid"])
         floor = score.groupby(ranked["qid"]).transform("min")
         score[~chosen] = floor[~chosen] - 1 - (ranked["position"] - ranked["depth"])[~chosen]
         ranked["score"] = score.astype("float64")
@@ -315,36 +323,19 @@ def _replay(first: np.ndarray, layer_scores: np.ndarray, depth: int, agreement: 
     previous, chosen = None, scores.shape[1] - 1
     for index in range(scores.shape[1]):
         top = np.argsort(-scores[:, index], kind="stable")[:k]
-        if previous is not None and len(np.intersect1d(top, previous)) / len(top) >= agreement:
+        if previous is not None and top_overlap(top, previous) >= agreement:
             chosen = index
             break
         previous = top
     final = scores[:, chosen]
     if interpolate is not None:
-        final = interpolate * _unit(first[:depth]) + (1 - interpolate) * _unit(final)
+        final = fuse(interpolate, first[:depth], final)
     order = np.argsort(-final, kind="stable")
     return np.concatenate([order, np.arange(depth, len(first))]), chosen
 
 
-def _unit(values: np.ndarray) -> np.ndarray:
-    span = values.max() - values.min()
-    return (values - values.min()) / span if span > 0 else np.zeros_like(values)
-
-
-def _judgments(qrels):
-    if qrels is None:
-        return None
-    missing = [c for c in ("qid", "docno", "label") if c not in qrels.columns]
-    if missing:
-        raise ValueError(f"DiffusionReRanker.fit: qrels lack column(s) {missing}; expected qid, docno, label")
-    return {qid: dict(zip(group["docno"], group["label"].clip(lower=0))) for qid, group in qrels.groupby("qid")}
-
-
-def _ndcg(docnos, gains, k: int) -> float:
-    """nDCG@k with linear gains (as trec_eval); 0 for a query without relevant documents."""
-    gains = gains or {}
-    discounts = 1 / np.log2(np.arange(2, k + 2))
-    found = np.array([gains.get(d, 0) for d in docnos[:k]], dtype=float)
-    ideal = np.sort(np.array(list(gains.values()), dtype=float))[::-1][:k]
-    best = (ideal * discounts[:len(ideal)]).sum()
-    return float((found * discounts[:len(found)]).sum() / best) if best > 0 else 0.0
+def _check_qrels(qrels) -> None:
+    if qrels is not None:
+        missing = [c for c in ("qid", "docno", "label") if c not in qrels.columns]
+        if missing:
+            raise ValueError(f"DiffusionReRanker.fit: qrels lack column(s) {missing}; expected qid, docno, label")

@@ -5,10 +5,11 @@ import pandas as pd
 import pyterrier as pt
 
 from ..cost.counts import report
-from .columns import require_columns
-from .exit_heads import ExitHeads, LayerScorer, encoder_inputs
-from .layerwise import LayerRun
-from .reranker import _minmax
+from ..encoders.checks import positive_integer, unit_interval
+from .columns import require_columns, require_values
+from .exit_heads import ExitHeads, LayerScorer
+from .fusion import check_weight, fuse
+from .measures import top_overlap
 
 
 class EarlyExitReRanker(pt.Transformer):
@@ -38,11 +39,12 @@ class EarlyExitReRanker(pt.Transformer):
     numbers (default: every layer). With ``interpolate=α`` the output score is
     ``α·bm25 + (1−α)·estimate``, each min-max normalised per query, as in ``ReRanker``.
 
-    Queries are taken in groups whose inputs number up to ``group_size``; a group's hidden states
-    are held in memory together. A bi-encoder encodes each distinct text of a group once (as deep as
-    the deepest query needing it), so its default group is large (16384 texts: candidate lists of
-    different queries share documents); a cross-encoder's pairs are never shared (default 1024).
-    Queries are encoded at full depth.
+    Queries are taken in groups whose encoder inputs (``encoder.inputs``) number up to ``group_size``
+    (default: the encoder's ``default_group_inputs``); a group's hidden states are held in memory
+    together. A bi-encoder's inputs are the distinct texts of a group, each run once (as deep as the
+    deepest query needing it), so its default group is large (16384 texts: candidate lists of
+    different queries share documents); a cross-encoder's are its pairs, never shared (default 1024).
+    A bi-encoder's queries are encoded at full depth.
 
     >>> ee = gaia.EarlyExitReRanker(gaia.BiEncoder(), k=10, agreement=0.9)
     >>> ee.fit(ds.get_corpus_iter(), index.bm25(num_results=20), "vaswani")
@@ -56,22 +58,16 @@ class EarlyExitReRanker(pt.Transformer):
         if not exits or exits[0] < 1 or exits[-1] > layers:
             raise ValueError(f"EarlyExitReRanker: exits={exits}; {encoder.model_name!r} has {layers} layers, "
                              f"so exits must be layer numbers from 1 to {layers}")
-        for name, value in (("agreement", agreement), ("cascade_quantile", cascade_quantile)):
-            if not 0 <= value <= 1:
-                raise ValueError(f"EarlyExitReRanker: {name}={value!r}; expected a value between 0 and 1")
-        if interpolate is not None and not 0 <= interpolate <= 1:
-            raise ValueError(f"EarlyExitReRanker: interpolate={interpolate!r}; expected a weight between 0 and 1 "
-                             f"(or None for the neural score alone)")
-        if group_size is None:
-            group_size = 1024 if LayerScorer(encoder).pairs else 16384
-        for name, value in (("k", k), ("batch_size", batch_size), ("group_size", group_size)):
-            if int(value) != value or value < 1:
-                raise ValueError(f"EarlyExitReRanker: {name}={value!r}; expected a positive integer")
+        stage = "EarlyExitReRanker"
         self.encoder = encoder
         self.exits = exits if exits[-1] == layers else exits + [layers]
-        self.k, self.agreement, self.cascade = int(k), float(agreement), bool(cascade)
-        self.cascade_quantile, self.batch_size, self.group_size = cascade_quantile, batch_size, group_size
-        self.interpolate, self.verbose = interpolate, verbose
+        self.k, self.cascade = positive_integer(stage, "k", k), bool(cascade)
+        self.agreement = unit_interval(stage, "agreement", agreement)
+        self.cascade_quantile = unit_interval(stage, "cascade_quantile", cascade_quantile)
+        self.batch_size = positive_integer(stage, "batch_size", batch_size)
+        self.group_size = positive_integer(stage, "group_size", encoder.default_group_inputs
+                                           if group_size is None else group_size)
+        self.interpolate, self.verbose = check_weight(stage, interpolate), verbose
         self.heads = None
         if heads is not None:
             self.heads = heads if isinstance(heads, ExitHeads) else ExitHeads.load(heads)
@@ -112,6 +108,8 @@ class EarlyExitReRanker(pt.Transformer):
             out["score"] = pd.Series(dtype="float64")
             out["exit_layer"] = out["doc_layers"] = pd.Series(dtype="int64")
             return pt.model.add_ranks(out)[self.transform_outputs(list(inp.columns))]
+        require_values("EarlyExitReRanker", out,
+                       [c for c in self._required() if c in ("query", "text", "score")])
         first_stage = out["score"].astype("float64") if self.interpolate is not None else None
         scorer = LayerScorer(self.encoder, self.heads)
         query_codes = pd.factorize(out["qid"])[0]
@@ -121,16 +119,13 @@ class EarlyExitReRanker(pt.Transformer):
         margins = {layer: self.heads.margin(layer, self.k, self.cascade_quantile) for layer in self.exits} \
             if self.cascade else None
         thresholds = self._thresholds(out)
-        for rows in self._groups(query_codes, out["text"]):
+        for rows in self._groups(query_codes, self.encoder.input_keys(out["query"], out["text"])):
             group = out.iloc[rows]
             scores[rows], doc_layers[rows], exit_layer[rows] = self._rank_group(scorer, group, query_codes[rows],
                                                                                 margins, thresholds[rows])
         report(pairs=len(out))
-        if self.interpolate is None:
-            out["score"] = scores
-        else:
-            neural = _minmax(out["qid"], pd.Series(scores, index=out.index))
-            out["score"] = self.interpolate * _minmax(out["qid"], first_stage) + (1 - self.interpolate) * neural
+        out["score"] = scores if self.interpolate is None else \
+            fuse(self.interpolate, first_stage, scores, out["qid"])
         out["exit_layer"], out["doc_layers"] = exit_layer, doc_layers
         out = pt.model.add_ranks(out).sort_values(["qid", "rank"], kind="stable").reset_index(drop=True)
         return out[self.transform_outputs(list(inp.columns))]
@@ -145,19 +140,18 @@ class EarlyExitReRanker(pt.Transformer):
                              "(one threshold per query; above 1: never exit early)")
         return values
 
-    def _groups(self, query_codes, texts):
+    def _groups(self, query_codes, input_keys):
         """Row positions of consecutive groups of whole queries, each with up to ``group_size``
-        inputs (pairs; distinct texts for a bi-encoder), or one query if it alone has more."""
+        encoder inputs (rows with equal ``input_keys`` share one), or one query if it alone has more."""
         rows_of = pd.Series(np.arange(len(query_codes))).groupby(query_codes, sort=False).indices
-        pairs = LayerScorer(self.encoder).pairs
         group, seen, count = [], set(), 0
         for rows in rows_of.values():
-            distinct = set(texts.iloc[rows])
-            if group and count + (len(rows) if pairs else len(distinct - seen)) > self.group_size:
+            distinct = set(input_keys[rows])
+            if group and count + len(distinct - seen) > self.group_size:
                 yield np.concatenate(group)
                 group, seen, count = [], set(), 0
             group.append(rows)
-            count += len(rows) if pairs else len(distinct - seen)
+            count += len(distinct - seen)
             seen |= distinct
         yield np.concatenate(group)
 
@@ -166,9 +160,10 @@ class EarlyExitReRanker(pt.Transformer):
         (``margins``: the cascade's margin per exit layer, or None for no cascade; ``thresholds``:
         the agreement threshold of each row)."""
         queries = pd.factorize(query_codes)[0]
-        inputs, data = encoder_inputs(scorer, group, self.batch_size)
-        item_of_pair, query_vectors = data["item_of_pair"], data.get("query_vectors")
-        run = LayerRun(self.encoder, inputs, self.batch_size, pairs=scorer.pairs)
+        encoder = self.encoder
+        inputs = encoder.inputs(group["query"], group["text"], self.batch_size)
+        item_of_pair = inputs.item_of_pair
+        run = encoder.layer_run(inputs, self.batch_size)
         members = list(pd.Series(np.arange(len(group))).groupby(queries, sort=True).indices.values())
         scores = np.zeros(len(group))
         doc_layers = np.zeros(len(group), dtype=np.int64)
@@ -181,21 +176,20 @@ class EarlyExitReRanker(pt.Transformer):
             active = np.zeros(len(inputs), dtype=bool)
             active[item_of_pair[live]] = True
             run.advance(layer, active)
-            rows, pooled = run.features(scorer.pool(layer), layer)
-            values = scorer.outputs(layer, pooled)
+            rows, read = run.features(scorer.reads(layer), layer)
+            values = scorer.outputs(layer, read)
             outputs = np.zeros((len(inputs),) + values.shape[1:], dtype=np.float32)
             outputs[rows] = values
             pairs = np.flatnonzero(live)
-            scores[pairs] = outputs[item_of_pair[pairs]] if scorer.pairs else \
-                np.einsum("ij,ij->i", outputs[item_of_pair[pairs]], query_vectors[pairs])
+            scores[pairs] = encoder.pair_scores(outputs, inputs, pairs)
             doc_layers[pairs] = layer
             for query, mine in enumerate(members):
                 if exit_layer[query]:
                     continue
                 ranked = mine[np.argsort(-scores[mine], kind="stable")]
                 top = ranked[:self.k]
-                if layer == self.exits[-1] or (previous[query] is not None and len(np.intersect1d(
-                        top, previous[query])) / len(top) >= thresholds[mine[0]]):
+                if layer == self.exits[-1] or (previous[query] is not None
+                                               and top_overlap(top, previous[query]) >= thresholds[mine[0]]):
                     exit_layer[query] = layer
                     live[mine] = False
                     continue

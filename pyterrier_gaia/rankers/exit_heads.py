@@ -19,23 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .layerwise import LayerRun
 from .ridge import ridge_fit
-
-ARCHITECTURE_KEYS = ("model_type", "num_hidden_layers", "hidden_size", "intermediate_size",
-                     "num_attention_heads", "vocab_size", "max_position_embeddings")
-
-
-def encoder_kind(encoder) -> str:
-    """``"bi"`` for a :class:`~pyterrier_gaia.encoders.bi_encoder.BiEncoder`, ``"cross"`` for a cross-encoder."""
-    from ..encoders.bi_encoder import BiEncoder
-    from ..encoders.cross_encoder import CrossEncoder
-
-    if isinstance(encoder, BiEncoder):
-        return "bi"
-    if isinstance(encoder, CrossEncoder):
-        return "cross"
-    raise TypeError(f"exit heads: expected a gaia.BiEncoder or gaia.CrossEncoder, got {type(encoder).__name__}")
 
 
 def model_label(encoder) -> str:
@@ -44,49 +28,38 @@ def model_label(encoder) -> str:
 
 
 def config_hash(encoder) -> str:
-    """A short hash of what the heads depend on: the architecture, the encoder kind and its pooling."""
-    config = encoder.model.config
-    described = {key: getattr(config, key, None) for key in ARCHITECTURE_KEYS}
-    described["kind"] = encoder_kind(encoder)
-    if described["kind"] == "bi":
-        described.update(pooling=encoder.pooling, normalize=encoder.normalize)
-    return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:12]
+    """A short hash of what the heads depend on: the encoder's ``architecture()`` (its model's shape,
+    its kind and, for a bi-encoder, its pooling)."""
+    return hashlib.sha256(json.dumps(encoder.architecture(), sort_keys=True).encode()).hexdigest()[:12]
+
+
+def fitted_for(encoder) -> str:
+    """How messages name the encoder something was fitted for."""
+    return f"{encoder.kind}-encoder {model_label(encoder)!r} (architecture hash {config_hash(encoder)}, " \
+           f"{encoder.num_layers} layers)"
 
 
 class LayerScorer:
-    """Turns an encoder's state after a layer into per-input outputs: estimated final embeddings
-    (bi-encoder) or estimated scores (cross-encoder), through fitted ``heads`` or, with
-    ``heads=None``, through the model's own pooling / classifier applied to that layer."""
+    """An encoder's outputs after any layer: the model's own (its pooling or classifier on that layer),
+    or, with fitted ``heads``, an exit head's estimate of its full-depth output (embedding or score)."""
 
     def __init__(self, encoder, heads=None):
         self.encoder, self.heads = encoder, heads
-        self.kind = encoder_kind(encoder)
         if heads is not None:
             heads.check(encoder)
 
-    @property
-    def pairs(self) -> bool:
-        """Whether inputs are (query, text) pairs (cross-encoder) or texts (bi-encoder)."""
-        return self.kind == "cross"
-
-    def state(self, hidden, attention):
-        """What a head reads: the pooled state (bi-encoder) or the [CLS] state (cross-encoder)."""
-        return self.encoder.pool(hidden, attention) if self.kind == "bi" else hidden[:, 0]
-
-    def pool(self, layer: int):
-        """The function of (hidden, attention_mask) that :meth:`outputs` takes the result of."""
-        if self.kind == "cross" and (self.heads is None or layer == self.encoder.num_layers):
-            return lambda hidden, attention: self.encoder.head(hidden)
-        return self.state
-
-    def outputs(self, layer: int, pooled: np.ndarray) -> np.ndarray:
-        """Estimated final embeddings (rows x dim) or scores (rows) from ``pool(layer)`` results."""
+    def reads(self, layer: int):
+        """What to compute from the states after ``layer`` (a function of hidden states and attention
+        mask), which :meth:`outputs` then takes."""
         if self.heads is None or layer == self.encoder.num_layers:
-            return pooled
-        estimate = self.heads.apply(layer, pooled)
-        if self.kind == "bi" and self.encoder.normalize:
-            estimate /= np.maximum(np.linalg.norm(estimate, axis=1, keepdims=True), 1e-12)
-        return estimate
+            return self.encoder.layer_output
+        return self.encoder.head_input
+
+    def outputs(self, layer: int, values: np.ndarray) -> np.ndarray:
+        """Estimated full-depth outputs (embeddings or scores) from what :meth:`reads` computed."""
+        if self.heads is None or layer == self.encoder.num_layers:
+            return values
+        return self.encoder.estimate_output(self.heads.apply(layer, values))
 
 
 class ExitHeads:
@@ -111,13 +84,12 @@ class ExitHeads:
                 f"layers={sorted(self.weights)})")
 
     # ----- using
-    def apply(self, layer: int, pooled: np.ndarray) -> np.ndarray:
-        """The head of ``layer`` on pooled states (rows x hidden): embeddings (bi) or scores (cross)."""
+    def apply(self, layer: int, states: np.ndarray) -> np.ndarray:
+        """The linear head of ``layer`` on the states it reads (rows x hidden): rows x outputs."""
         if layer not in self.weights:
             raise KeyError(f"ExitHeads: no head for layer {layer}; fitted layers {sorted(self.weights)}")
         weight = self.weights[layer]
-        out = pooled @ weight[:-1] + weight[-1]
-        return out[:, 0] if self.kind == "cross" else out
+        return states @ weight[:-1] + weight[-1]
 
     def margin(self, layer: int, k: int, quantile: float) -> float:
         """How far below a query's k-th estimate at ``layer`` the documents of its full-depth top ``k``
@@ -139,11 +111,10 @@ class ExitHeads:
 
     def check(self, encoder) -> None:
         """Raise a ValueError unless these heads were fitted for ``encoder``'s model and architecture."""
-        kind, model, config = encoder_kind(encoder), model_label(encoder), config_hash(encoder)
-        if (kind, model, config) != (self.kind, self.model, self.config):
+        if (encoder.kind, model_label(encoder), config_hash(encoder)) != (self.kind, self.model, self.config):
             raise ValueError(f"ExitHeads: heads fitted for {self.kind}-encoder {self.model!r} (architecture "
-                             f"hash {self.config}, {self.layers} layers) cannot serve {kind}-encoder {model!r} "
-                             f"(architecture hash {config}, {encoder.num_layers} layers); fit heads for it")
+                             f"hash {self.config}, {self.layers} layers) cannot serve {fitted_for(encoder)}; "
+                             f"fit heads for it (ExitHeads.fit, or the ranker's .fit)")
 
     # ----- fitting
     @classmethod
@@ -175,7 +146,7 @@ class ExitHeads:
         train = layer_outputs(scorer, candidates[~held], batch_size, verbose)
         fitted = {layer: ridge_fit(train["states"][layer], train["target"], ridge)
                   for layer in range(1, encoder.num_layers)}
-        heads = cls(scorer.kind, model_label(encoder), config_hash(encoder), str(collection), encoder.num_layers,
+        heads = cls(encoder.kind, model_label(encoder), config_hash(encoder), str(collection), encoder.num_layers,
                     {layer: weight for layer, (weight, _) in fitted.items()},
                     {"query": pd.factorize(candidates.loc[held, "qid"])[0], "final": [], "estimates": {}}, {})
         report = heads._hold_out(scorer, layer_outputs(scorer, candidates[held], batch_size, verbose))
@@ -189,14 +160,16 @@ class ExitHeads:
     def _hold_out(self, scorer, test: dict) -> list:
         """Keep the held-out pairs' full-depth scores and every head's estimates; per layer, the R² of
         the estimates, that of the model's own head on the layer, and the absolute error's quantiles."""
-        final = self.held["final"] = pair_scores(scorer, test["target"], test)
-        spread = np.sum((final - final.mean()) ** 2)
-        r2 = lambda estimate: float(1 - np.sum((estimate - final) ** 2) / spread)  # noqa: E731
+        from sklearn.metrics import r2_score
+
+        encoder, inputs = scorer.encoder, test["inputs"]
+        final = self.held["final"] = encoder.pair_scores(test["target"], inputs)
+        r2 = lambda estimate: float(r2_score(final, estimate, force_finite=False))  # noqa: E731
         report = []
         for layer in sorted(self.weights):
-            estimate = pair_scores(scorer, LayerScorer(scorer.encoder, self).outputs(layer, test["states"][layer]), test)
+            estimate = encoder.pair_scores(LayerScorer(encoder, self).outputs(layer, test["states"][layer]), inputs)
             self.held["estimates"][layer] = estimate
-            own = pair_scores(scorer, test["own"][layer], test)
+            own = encoder.pair_scores(test["own"][layer], inputs)
             report.append({"layer": layer, "r2": r2(estimate), "r2_own_head": r2(own),
                            "error_q50": float(np.median(np.abs(estimate - final))),
                            "error_q95": float(np.quantile(np.abs(estimate - final), 0.95))})
@@ -278,42 +251,21 @@ def pseudo_queries(docs, count: int, words, rng) -> pd.DataFrame:
     return pd.DataFrame({"qid": [f"pq{i}" for i in range(len(queries))], "query": queries})
 
 
-def encoder_inputs(scorer, candidates: pd.DataFrame, batch_size) -> tuple:
-    """What the encoder reads for candidates (qid, query, text): their (query, text) pairs (cross-encoder)
-    or each distinct text once (bi-encoder); and ``data``: the input of each pair (``item_of_pair``) and,
-    for a bi-encoder, each pair's full-depth query vector (``query_vectors``)."""
-    if scorer.pairs:
-        inputs = list(zip(candidates["query"].astype(str), candidates["text"].astype(str)))
-        return inputs, {"item_of_pair": np.arange(len(inputs))}
-    inputs, item_of_pair = np.unique(candidates["text"].astype(str).to_numpy(), return_inverse=True)
-    queries, query_of_pair = np.unique(candidates["query"].astype(str).to_numpy(), return_inverse=True)
-    vectors = scorer.encoder.encode(queries, batch_size)[query_of_pair]
-    return inputs.tolist(), {"item_of_pair": item_of_pair, "query_vectors": vectors}
-
-
 def layer_outputs(scorer, candidates: pd.DataFrame, batch_size, verbose) -> dict:
-    """For the candidates' inputs: every layer's head inputs (``states``: layer -> rows x dim) and
-    outputs through the model's own pooling / classifier (``own``), their full-depth ``target``
-    (embeddings or scores), and the mapping from pairs to inputs (and query vectors, bi-encoder)."""
+    """For the candidates (query, text): their encoder ``inputs``, and for those inputs every layer's
+    head inputs (``states``: layer -> rows x dim), the model's own outputs (``own``) and their
+    full-depth ``target`` (embeddings or scores)."""
     encoder = scorer.encoder
-    inputs, out = encoder_inputs(scorer, candidates, batch_size)
-    run = LayerRun(encoder, inputs, batch_size, pairs=scorer.pairs)
+    inputs = encoder.inputs(candidates["query"], candidates["text"], batch_size)
+    run = encoder.layer_run(inputs, batch_size)
     everything = np.ones(len(inputs), dtype=bool)
-    out["states"], out["own"] = {}, {}
-    for layer in _progress(range(1, encoder.num_layers + 1), f"{encoder._stage} exit heads", verbose):
+    out = {"inputs": inputs, "states": {}, "own": {}}
+    for layer in _progress(range(1, encoder.num_layers + 1), f"{encoder.stage} exit heads", verbose):
         run.advance(layer, everything)
-        out["states"][layer] = in_order(*run.features(scorer.state, layer))
-        out["own"][layer] = in_order(*run.features(scorer.pool(layer), layer))
+        out["states"][layer] = in_order(*run.features(encoder.head_input, layer))
+        out["own"][layer] = in_order(*run.features(scorer.reads(layer), layer))
     out["target"] = out["own"][encoder.num_layers]
     return out
-
-
-def pair_scores(scorer, outputs: np.ndarray, data: dict) -> np.ndarray:
-    """Per-pair scores from per-input outputs: the outputs themselves (cross) or dot products (bi)."""
-    picked = outputs[data["item_of_pair"]]
-    if scorer.pairs:
-        return picked
-    return np.einsum("ij,ij->i", picked, data["query_vectors"])
 
 
 def in_order(rows: np.ndarray, values: np.ndarray) -> np.ndarray:

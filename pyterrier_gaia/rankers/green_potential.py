@@ -18,7 +18,6 @@ from typing import Dict, List, Sequence
 
 import numpy as np
 
-from ..encoders import flops
 from .budget_space import BudgetSpace
 from .ridge import ridge_fit
 
@@ -122,9 +121,9 @@ class Usefulness:
 
 
 def _r2(measured, predicted) -> float:
-    measured = np.asarray(measured, dtype=float)
-    total = ((measured - measured.mean()) ** 2).sum()
-    return float(1 - ((measured - predicted) ** 2).sum() / total) if total > 0 else float("nan")
+    from sklearn.metrics import r2_score
+
+    return float(r2_score(measured, predicted, force_finite=False))
 
 
 @dataclass
@@ -138,12 +137,11 @@ class QueryCosts:
     query_flops: np.ndarray
 
     @classmethod
-    def of(cls, encoder, doc_lengths: List[np.ndarray], query_lengths: np.ndarray, encodes_query: bool):
-        """From the token lengths of each query's candidates and of the queries."""
-        config = encoder.model.config
-        layers, hidden, ffn = encoder.num_layers, config.hidden_size, config.intermediate_size
-        per_doc = lambda n: flops.forward_flops(1, int(n), layers, hidden, ffn)  # noqa: E731
-        query_lengths = np.asarray(query_lengths, dtype=float) * encodes_query
+    def of(cls, encoder, doc_lengths: List[np.ndarray], query_lengths: np.ndarray):
+        """From the token lengths of each query's candidates' inputs and of each query's own encoding
+        (``encoder.input_tokens``, ``encoder.query_tokens``)."""
+        per_doc = lambda n: encoder.flops(1, int(n), encoder.num_layers)  # noqa: E731
+        query_lengths = np.asarray(query_lengths, dtype=float)
         return cls(np.array([lengths.mean() for lengths in doc_lengths]),
                    np.array([np.mean([per_doc(n) for n in lengths]) for lengths in doc_lengths]),
                    query_lengths, np.array([per_doc(n) if n else 0.0 for n in query_lengths]))

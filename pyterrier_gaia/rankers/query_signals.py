@@ -13,8 +13,7 @@ before any budget is spent on it (the usefulness model's inputs):
 import numpy as np
 import pandas as pd
 
-from .exit_heads import encoder_inputs, in_order, pair_scores
-from .layerwise import LayerRun
+from .exit_heads import in_order
 
 SIGNALS = ("first_stage_gap", "first_stage_spread", "probe_similarity", "probe_disagreement", "query_length")
 
@@ -46,11 +45,12 @@ def probe(scorer, candidates: pd.DataFrame, layer: int, batch_size: int) -> np.n
     """Each candidate's score estimate after the encoder's first ``layer`` layers."""
     if len(candidates) == 0:
         return np.zeros(0)
-    inputs, data = encoder_inputs(scorer, candidates, batch_size)
-    run = LayerRun(scorer.encoder, inputs, batch_size, pairs=scorer.pairs)
+    encoder = scorer.encoder
+    inputs = encoder.inputs(candidates["query"], candidates["text"], batch_size)
+    run = encoder.layer_run(inputs, batch_size)
     run.advance(layer, np.ones(len(inputs), dtype=bool))
-    outputs = in_order(*run.features(scorer.pool(layer), layer))
-    return pair_scores(scorer, scorer.outputs(layer, outputs), data)
+    outputs = in_order(*run.features(scorer.reads(layer), layer))
+    return encoder.pair_scores(scorer.outputs(layer, outputs), inputs)
 
 
 def _spearman(a: np.ndarray, b: np.ndarray) -> float:

@@ -1,10 +1,11 @@
 """ReRanker: rescore a ranking's candidates with a neural encoder, optionally fused with the first stage."""
-import numpy as np
 import pandas as pd
 import pyterrier as pt
 
 from ..cost.counts import report
-from .columns import require_columns
+from ..encoders.checks import positive_integer
+from .columns import require_columns, require_values
+from .fusion import check_weight, fuse
 
 
 class ReRanker(pt.Transformer):
@@ -12,19 +13,15 @@ class ReRanker(pt.Transformer):
 
     With ``interpolate=α`` (0..1) the new score is ``α·s1 + (1−α)·s2``, where s1 is the input
     ``score`` and s2 the neural score, each min-max normalised within the query (a query whose
-    scores are all equal gets 0 for that part). Made by ``encoder.reranker(...)``; with
-    ``precision="auto"``, ``precision_choice`` records what was chosen and why.
+    scores are all equal gets 0 for that part). A row without query or text (None or NaN), or,
+    when fusing, without a finite score, is an error naming it. Made by ``encoder.reranker(...)``;
+    with ``precision="auto"``, ``precision_choice`` records what was chosen and why.
     """
 
     def __init__(self, encoder, batch_size=32, interpolate=None, verbose=False):
-        if interpolate is not None and not 0 <= interpolate <= 1:
-            raise ValueError(f"ReRanker: interpolate={interpolate!r}; expected a weight between 0 and 1 "
-                             f"(or None for the neural score alone)")
-        if batch_size < 1:
-            raise ValueError(f"ReRanker: batch_size={batch_size!r}; expected a positive integer")
         self.encoder = encoder
-        self.batch_size = batch_size
-        self.interpolate = interpolate
+        self.batch_size = positive_integer("ReRanker", "batch_size", batch_size)
+        self.interpolate = check_weight("ReRanker", interpolate)
         self.verbose = verbose
         self.precision_choice = None  # set when precision="auto" chose the precision
 
@@ -61,21 +58,12 @@ class ReRanker(pt.Transformer):
         if len(out) == 0:
             out["score"] = pd.Series(dtype="float64")
             return pt.model.add_ranks(out)
+        require_values(repr(self), out, [c for c in self._required() if c in ("query", "text", "score")])
         neural = self.encoder.score(out["query"].to_numpy(), out["text"].to_numpy(),
                                     self.batch_size, self.verbose).astype("float64")
         report(pairs=len(out))
         if self.interpolate is None:
             out["score"] = neural
         else:
-            first = _minmax(out["qid"], out["score"].astype("float64"))
-            second = _minmax(out["qid"], pd.Series(neural, index=out.index))
-            out["score"] = self.interpolate * first + (1 - self.interpolate) * second
+            out["score"] = fuse(self.interpolate, out["score"].astype("float64"), neural, out["qid"])
         return pt.model.add_ranks(out).sort_values(["qid", "rank"], kind="stable").reset_index(drop=True)
-
-
-def _minmax(qids: pd.Series, scores: pd.Series) -> pd.Series:
-    """Scores scaled to 0..1 within each query; a query with equal scores gets 0."""
-    groups = scores.groupby(qids, sort=False)
-    low = groups.transform("min")
-    span = groups.transform("max") - low
-    return ((scores - low) / span.where(span > 0, np.inf)).fillna(0.0)

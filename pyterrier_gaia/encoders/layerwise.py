@@ -11,29 +11,30 @@ from ..cost.counts import counting, report
 
 
 class LayerRun:
-    """The hidden states of ``inputs`` (texts, or ``(query, text)`` pairs when ``pairs=True``) under
-    ``encoder``, advanced layer by layer.
+    """The hidden states of an encoder's input ``items`` (see ``Encoder.inputs``), advanced layer by
+    layer (made by ``Encoder.layer_run``).
 
-    >>> run = LayerRun(encoder, texts, batch_size=32)
-    >>> run.advance(2, np.ones(len(texts), bool))       # layers 1 and 2 for every input
-    >>> rows, cls = run.features(lambda hidden, attention: hidden[:, 0], 2)   # [CLS] states
+    >>> run = encoder.layer_run(encoder.inputs(queries, texts))
+    >>> run.advance(2, np.ones(len(run), bool))                 # layers 1 and 2 for every input
+    >>> rows, values = run.features(encoder.layer_output, 2)    # the model's own output at layer 2
     """
 
-    def __init__(self, encoder, inputs, batch_size=32, pairs=False):
+    def __init__(self, encoder, items, batch_size=32):
         self.encoder = encoder
-        lengths = [len(q) + len(t) for q, t in inputs] if pairs else [len(t) for t in inputs]
-        order = np.argsort([-n for n in lengths], kind="stable")  # similar lengths share a batch
+        self._count = len(items)
+        # similar lengths share a batch
+        order = np.argsort([-encoder.item_length(item) for item in items], kind="stable")
         self._batches = []
         for start in range(0, len(order), batch_size):
             rows = order[start:start + batch_size]
-            if pairs:
-                batch = encoder.tokenize([inputs[i][0] for i in rows], [inputs[i][1] for i in rows])
-            else:
-                batch = encoder.tokenize([inputs[i] for i in rows])
+            batch = encoder.tokenize_items([items[i] for i in rows])
             hidden, mask = encoder.embed(batch)
             self._batches.append({"rows": rows, "batch": dict(batch), "hidden": hidden, "mask": mask,
                                   "layers": 0})
         self._right_padded = encoder.tokenizer.padding_side == "right"
+
+    def __len__(self):
+        return self._count
 
     def advance(self, layer: int, active) -> None:
         """Run every active input (``active``: a bool array over inputs) up to ``layer`` (1-based)."""
