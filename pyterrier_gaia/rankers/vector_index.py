@@ -112,7 +112,7 @@ class VectorIndex:
         if (rows < 0).any():
             missing = pd.unique(np.asarray(docnos, dtype=str)[rows < 0])
             raise ValueError(f"{stage}: {len(missing)} docno(s) are not in {self!r} (e.g. "
-                             f"{', '.join(map(repr, missing[:5]))}); the candidates come from another "
+                             f"{', '.join(map(repr, missing[:5].tolist()))}); the candidates come from another "
                              f"collection than the one indexed")
         return rows
 
@@ -224,7 +224,7 @@ class StoredVectorReRanker(pt.Transformer):
 
     def transform_outputs(self, inp_cols):
         self._check(list(inp_cols))
-        return list(inp_cols) + [c for c in ("score", "rank") if c not in inp_cols]
+        return [c for c in inp_cols if c != "rank"] + (["score"] if "score" not in inp_cols else []) + ["rank"]
 
     def transform(self, inp: pd.DataFrame) -> pd.DataFrame:
         self._check(list(inp.columns))
