@@ -27,6 +27,7 @@ _API = {
     "plot_pareto": "pyterrier_gaia.pareto:plot_pareto",
     "Front": "pyterrier_gaia.pareto:Front",
     "QuantizedVectors": "pyterrier_gaia.rankers.quantize:QuantizedVectors",
+    "VectorIndex": "pyterrier_gaia.rankers.vector_index:VectorIndex",
     "Metered": "pyterrier_gaia.energy.metered:Metered",
     "meter": "pyterrier_gaia.energy.metered:meter",
     "Ledger": "pyterrier_gaia.energy.ledger:Ledger",

@@ -15,6 +15,8 @@ Count names in use:
 - ``postings``, ``docs_scored``: BM25 (postings of the query terms; documents returned)
 - ``tokens``, ``layer_tokens``, ``flops``, ``weight_bytes``, ``forward_passes``: encoders
 - ``pairs``: (query, candidate) pairs re-ranked
+- ``vector_bytes``: stored document vectors (or their quantized codes) read, in bytes; with
+  ``docs_scored`` (each stored vector scored against each query), VectorIndex's dense retrieval
 - ``langevin_steps``: the diffusion re-ranker
 """
 from collections import Counter

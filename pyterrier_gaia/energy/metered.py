@@ -72,6 +72,19 @@ class Metered(pt.Transformer):
         qids = list(dict.fromkeys(row["qid"] for row in rows if "qid" in row))
         return self._call(lambda records: list(self.stage.transform_iter(records)), rows, qids)
 
+    def index(self, docs):
+        """Meters a ``pt.Indexer`` stage's ``index(docs)``: one record, docs = documents it read, queries 0."""
+        if not isinstance(self.stage, pt.Indexer):
+            raise TypeError(f"gaia.Metered({self.name}).index: the stage is a {type(self.stage).__name__}, "
+                            f"not a pt.Indexer")
+        counted = _CountedDocs(docs)
+
+        def run(items):
+            counted.result = self.stage.index(items)
+            return counted  # its len() is the record's docs
+        self._call(run, counted, [])
+        return counted.result
+
     def _call(self, call: Callable, inp, qids):
         entered = time.perf_counter()
         states = [sensor.begin() for sensor in self.sensors]
@@ -154,6 +167,22 @@ def rebuild(node: pt.Transformer, leaf: Callable[[pt.Transformer], pt.Transforme
     if type(node) in _BINARY:
         return type(node)(rebuild(node.left, leaf), rebuild(node.right, leaf))
     return leaf(node)
+
+
+class _CountedDocs:
+    """An iterable of documents that counts those read (a frame is read as its rows)."""
+
+    def __init__(self, docs):
+        self.docs = docs.to_dict(orient="records") if isinstance(docs, pd.DataFrame) else docs
+        self.read, self.result = 0, None
+
+    def __iter__(self):
+        for doc in self.docs:
+            self.read += 1
+            yield doc
+
+    def __len__(self):
+        return self.read
 
 
 def _number(value):
