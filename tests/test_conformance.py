@@ -35,6 +35,10 @@ CASES = {
     "EarlyExitReRanker cascade=False": (lambda c: gaia.EarlyExitReRanker(c.cross, cascade=False), "R", RERANK),
     "DiffusionReRanker defaults": (lambda c: gaia.DiffusionReRanker(c.cross), "R", RERANK),
     "DiffusionReRanker fitted": (lambda c: _fitted_diffusion(c), "R", RERANK),
+    "stored-vector reranker": (lambda c: c.vectors.reranker(), "R", ["qid", "query", "docno"]),
+    "stored-vector reranker interpolate=0.3": (lambda c: c.vectors.reranker(interpolate=0.3), "R",
+                                               ["qid", "query", "docno", "score"]),
+    "dense retriever": (lambda c: c.vectors.retriever(num_results=5), "Q", QUERY),
     "Metered(reranker)": (lambda c: gaia.Metered(c.minilm.reranker()), "R", RERANK),
     "meter(bm25 % 5 >> reranker)": (lambda c: gaia.meter(c.index.bm25() % 5 >> c.minilm.reranker()), "Q", QUERY),
 }
@@ -55,13 +59,8 @@ UNFITTED = {    # calling these with their defaults raises, so every property th
                                   ".fit(candidates) first -- even on an empty frame; once fitted it still raises "
                                   "'no cost model; set cost_model=...' until gaia.calibrate_costs is run",
 }
-RANK_MOVED_LAST = ("transform_outputs returns the input's columns in their order, [qid, query, docno, score, rank, "
-                   "text], but the output moves rank last: [qid, query, docno, score, text, rank]")
 KNOWN_FAILURES = {
-    **{(name, prop): reason for name, reason in UNFITTED.items() for prop in ("empty", "outputs", "iter", "ranks", "twice")},
-    **{(name, "outputs"): RANK_MOVED_LAST for name in ("reranker", "reranker interpolate=0.3", "reranker int8",
-                                                       "cross-encoder reranker", "Metered(reranker)",
-                                                       "meter(bm25 % 5 >> reranker)")},
+    (name, prop): reason for name, reason in UNFITTED.items() for prop in ("empty", "outputs", "iter", "ranks", "twice")
 }
 
 PROPERTIES = ("empty", "outputs", "missing", "iter", "ranks", "twice", "pyterrier")
@@ -74,16 +73,21 @@ def cases(prop):
 
 
 class Context:
-    """The shared objects the builders use: an index of Vaswani, MiniLM, a tiny cross-encoder."""
+    """The shared objects the builders use: an index of Vaswani, MiniLM, a tiny cross-encoder, and
+    MiniLM's stored vectors of the candidates in ``inputs`` and the first 50 documents."""
 
-    def __init__(self, index, minilm, cross, slice_candidates):
+    def __init__(self, index, minilm, cross, slice_candidates, vectors):
         self.index, self.minilm, self.cross, self.slice_candidates = index, minilm, cross, slice_candidates
+        self.vectors = vectors
 
 
 @pytest.fixture(scope="module")
-def context(vaswani_index, minilm, slice_candidates, tmp_path_factory, words):
+def context(vaswani_index, vaswani, minilm, slice_candidates, inputs, tmp_path_factory, words):
     cross = gaia.CrossEncoder(tiny_bert(tmp_path_factory.mktemp("tiny") / "cross", words, layers=4))
-    return Context(vaswani_index, minilm, cross, slice_candidates)
+    wanted = set(inputs["R"]["docno"])
+    docs = [d for i, d in enumerate(vaswani.get_corpus_iter()) if i < 50 or d["docno"] in wanted]
+    vectors = gaia.VectorIndex(tmp_path_factory.mktemp("vectors") / "vaswani", minilm).index(docs, verbose=False)
+    return Context(vaswani_index, minilm, cross, slice_candidates, vectors)
 
 
 @pytest.fixture(scope="module")

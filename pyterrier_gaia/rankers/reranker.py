@@ -39,7 +39,7 @@ class ReRanker(pt.Transformer):
 
     def transform_outputs(self, inp_cols):
         self._check(inp_cols)
-        return list(inp_cols) + [c for c in ("score", "rank") if c not in inp_cols]
+        return [c for c in inp_cols if c != "rank"] + (["score"] if "score" not in inp_cols else []) + ["rank"]
 
     def _check(self, columns):
         missing = [c for c in self._required() if c not in columns]

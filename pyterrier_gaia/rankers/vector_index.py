@@ -18,9 +18,9 @@ import pandas as pd
 import pyterrier as pt
 
 from ..cost.counts import report
-from .columns import require_columns
+from .columns import require_columns, require_values
 from .quantize import KINDS, QuantizedVectors, _top
-from .reranker import _minmax
+from .fusion import check_weight, fuse
 
 META = "gaia-vectors.json"   # written last: a folder without it holds no finished index
 CHUNK = 2048                 # documents per encode call (the encoder batches them by length)
@@ -206,10 +206,7 @@ class StoredVectorReRanker(pt.Transformer):
     Reports ``pairs`` and ``vector_bytes`` (stored vector bytes read)."""
 
     def __init__(self, index: VectorIndex, interpolate: Optional[float] = None):
-        if interpolate is not None and not 0 <= interpolate <= 1:
-            raise ValueError(f"{index!r}.reranker: interpolate={interpolate!r}; expected a weight between 0 "
-                             f"and 1 (or None for the dense score alone)")
-        self.index, self.interpolate = index, interpolate
+        self.index, self.interpolate = index, check_weight(f"{index!r}.reranker", interpolate)
         index.check_encoder(repr(self))
 
     def __repr__(self):
@@ -232,6 +229,7 @@ class StoredVectorReRanker(pt.Transformer):
         if len(out) == 0:
             out["score"] = pd.Series(dtype="float64")
             return pt.model.add_ranks(out)
+        require_values(repr(self), out, ["query"] + (["score"] if self.interpolate is not None else []))
         rows = self.index.rows(out["docno"], repr(self))
         queries, query_of = np.unique(out["query"].to_numpy(dtype=str), return_inverse=True)
         query_vectors = self.index.encode_queries(queries, repr(self))
@@ -241,8 +239,7 @@ class StoredVectorReRanker(pt.Transformer):
         if self.interpolate is None:
             out["score"] = dense
         else:
-            first = _minmax(out["qid"], out["score"].astype("float64"))
-            out["score"] = self.interpolate * first + (1 - self.interpolate) * _minmax(out["qid"], dense)
+            out["score"] = fuse(self.interpolate, out["score"].astype("float64"), dense, out["qid"])
         return pt.model.add_ranks(out).sort_values(["qid", "rank"], kind="stable").reset_index(drop=True)
 
 
