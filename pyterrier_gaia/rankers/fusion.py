@@ -2,6 +2,7 @@
 normalised within its query (the one implementation every re-ranker uses)."""
 import numpy as np
 import pandas as pd
+import pyterrier as pt
 
 from ..encoders.checks import unit_interval
 
@@ -33,3 +34,21 @@ def minmax(scores, queries=None) -> np.ndarray:
 def fuse(interpolate: float, first, neural, queries=None) -> np.ndarray:
     """α·minmax(first) + (1−α)·minmax(neural), normalised per query (α = ``interpolate``)."""
     return interpolate * minmax(first, queries) + (1 - interpolate) * minmax(neural, queries)
+
+
+def rescored_columns(input_columns) -> list:
+    """The columns of :func:`rescored`'s output for input ``input_columns``: theirs, ``score``, then ``rank``."""
+    columns = [c for c in input_columns if c != "rank"]
+    return columns + ([] if "score" in columns else ["score"]) + ["rank"]
+
+
+def rescored(candidates: pd.DataFrame, scores, interpolate=None) -> pd.DataFrame:
+    """``candidates`` with ``score`` set to ``scores`` (or fused with their own score, α = ``interpolate``),
+    ranked from 0 within each query and sorted by qid and rank."""
+    out = candidates.copy()
+    scores = np.asarray(scores, dtype="float64")
+    if interpolate is None or len(out) == 0:
+        out["score"] = scores
+    else:
+        out["score"] = fuse(interpolate, out["score"].astype("float64"), scores, out["qid"])
+    return pt.model.add_ranks(out).sort_values(["qid", "rank"], kind="stable").reset_index(drop=True)

@@ -5,7 +5,7 @@ import pyterrier as pt
 from ..cost.counts import report
 from ..encoders.checks import positive_integer
 from .columns import require_columns, require_values
-from .fusion import check_weight, fuse
+from .fusion import check_weight, rescored, rescored_columns
 
 
 class ReRanker(pt.Transformer):
@@ -39,7 +39,7 @@ class ReRanker(pt.Transformer):
 
     def transform_outputs(self, inp_cols):
         self._check(inp_cols)
-        return [c for c in inp_cols if c != "rank"] + (["score"] if "score" not in inp_cols else []) + ["rank"]
+        return rescored_columns(inp_cols)
 
     def _check(self, columns):
         missing = [c for c in self._required() if c not in columns]
@@ -54,16 +54,9 @@ class ReRanker(pt.Transformer):
 
     def transform(self, inp: pd.DataFrame) -> pd.DataFrame:
         self._check(list(inp.columns))
-        out = inp.copy()
-        if len(out) == 0:
-            out["score"] = pd.Series(dtype="float64")
-            return pt.model.add_ranks(out)
-        require_values(repr(self), out, [c for c in self._required() if c in ("query", "text", "score")])
-        neural = self.encoder.score(out["query"].to_numpy(), out["text"].to_numpy(),
-                                    self.batch_size, self.verbose).astype("float64")
-        report(pairs=len(out))
-        if self.interpolate is None:
-            out["score"] = neural
-        else:
-            out["score"] = fuse(self.interpolate, out["score"].astype("float64"), neural, out["qid"])
-        return pt.model.add_ranks(out).sort_values(["qid", "rank"], kind="stable").reset_index(drop=True)
+        if len(inp) == 0:
+            return rescored(inp, [])
+        require_values(repr(self), inp, [c for c in self._required() if c in ("query", "text", "score")])
+        neural = self.encoder.score(inp["query"].to_numpy(), inp["text"].to_numpy(), self.batch_size, self.verbose)
+        report(pairs=len(inp))
+        return rescored(inp, neural, self.interpolate)

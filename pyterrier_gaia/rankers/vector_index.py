@@ -20,7 +20,7 @@ import pyterrier as pt
 from ..cost.counts import report
 from .columns import require_columns, require_values
 from .quantize import KINDS, QuantizedVectors, _top
-from .fusion import check_weight, fuse
+from .fusion import check_weight, rescored, rescored_columns
 
 META = "gaia-vectors.json"   # written last: a folder without it holds no finished index
 CHUNK = 2048                 # documents per encode call (the encoder batches them by length)
@@ -221,26 +221,19 @@ class StoredVectorReRanker(pt.Transformer):
 
     def transform_outputs(self, inp_cols):
         self._check(list(inp_cols))
-        return [c for c in inp_cols if c != "rank"] + (["score"] if "score" not in inp_cols else []) + ["rank"]
+        return rescored_columns(inp_cols)
 
     def transform(self, inp: pd.DataFrame) -> pd.DataFrame:
         self._check(list(inp.columns))
-        out = inp.copy()
-        if len(out) == 0:
-            out["score"] = pd.Series(dtype="float64")
-            return pt.model.add_ranks(out)
-        require_values(repr(self), out, ["query"] + (["score"] if self.interpolate is not None else []))
-        rows = self.index.rows(out["docno"], repr(self))
-        queries, query_of = np.unique(out["query"].to_numpy(dtype=str), return_inverse=True)
+        if len(inp) == 0:
+            return rescored(inp, [])
+        require_values(repr(self), inp, ["query"] + (["score"] if self.interpolate is not None else []))
+        rows = self.index.rows(inp["docno"], repr(self))
+        queries, query_of = np.unique(inp["query"].to_numpy(dtype=str), return_inverse=True)
         query_vectors = self.index.encode_queries(queries, repr(self))
         doc_vectors = self.index.vectors()[rows]
-        dense = pd.Series(np.einsum("ij,ij->i", query_vectors[query_of], doc_vectors), index=out.index, dtype="float64")
-        report(pairs=len(out), vector_bytes=doc_vectors.nbytes)
-        if self.interpolate is None:
-            out["score"] = dense
-        else:
-            out["score"] = fuse(self.interpolate, out["score"].astype("float64"), dense, out["qid"])
-        return pt.model.add_ranks(out).sort_values(["qid", "rank"], kind="stable").reset_index(drop=True)
+        report(pairs=len(inp), vector_bytes=doc_vectors.nbytes)
+        return rescored(inp, np.einsum("ij,ij->i", query_vectors[query_of], doc_vectors), self.interpolate)
 
 
 class DenseRetriever(pt.Transformer):
