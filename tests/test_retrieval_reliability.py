@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import types
 import time
 from itertools import islice
 from pathlib import Path
@@ -160,3 +161,18 @@ def test_a_damaged_index_names_its_folder(tmp_path):
         segment.unlink()
     with pytest.raises(OSError, match=f"could not open the Lucene index at {index.path}"):
         gaia.LuceneIndex(index.path).bm25()(pd.DataFrame({"qid": ["1"], "query": ["green"]}))
+
+
+def test_starting_again_after_an_interrupted_start_does_not_reconfigure_the_running_jvm(vaswani_index, monkeypatch):
+    """A start cut short by Ctrl-C after the JVM came up is finished by the next call, not refused by pyjnius."""
+    import jnius_config
+
+    from pyterrier_gaia.retrieval import java
+
+    vaswani_index.bm25(num_results=1)  # the JVM runs
+    assert jnius_config.vm_running
+    monkeypatch.setattr(java, "_started", False)
+    # as when Ctrl-C cut the import of jnius short: the JVM runs, the module is not registered
+    monkeypatch.setattr(java, "sys", types.SimpleNamespace(modules={}))
+    java.start_pyserini()
+    assert java._started and jnius_config.get_options().count("-Xrs") == 1

@@ -124,15 +124,17 @@ def start_pyserini():
     global _started
     if _started:
         return
+    import jnius_config
+
     dropped = ""
-    if "jnius" not in sys.modules:          # the JVM is not running yet: we choose its runtime
+    # the JVM is not running yet (a call cut short by Ctrl-C may have started it): we choose its runtime
+    if not jnius_config.vm_running and "jnius" not in sys.modules:
         home, version = find_java()
         os.environ["JAVA_HOME"] = str(home)
         dropped = "" if has_vector_module(home) else _VECTOR_MODULE
-        import jnius_config
-        jnius_config.add_options("-Xrs")  # Python, not the JVM, handles SIGINT: Ctrl-C raises KeyboardInterrupt
-        if version >= 23:
-            jnius_config.add_options("--sun-misc-unsafe-memory-access=allow")
+        # -Xrs: Python, not the JVM, handles SIGINT, so Ctrl-C raises KeyboardInterrupt
+        wanted = ["-Xrs"] + (["--sun-misc-unsafe-memory-access=allow"] if version >= 23 else [])
+        jnius_config.add_options(*[option for option in wanted if option not in jnius_config.get_options()])
     with _placeholder_openai_key():
         if dropped:
             with _without_option(dropped):
