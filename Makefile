@@ -1,12 +1,13 @@
 # Two commands do all set-up on a fresh machine (see README.md):
 #   make demo   installs into .venv and runs the main job on the embedded Vaswani collection
 #   make test   installs into .venv and runs the test suite
+#   make docs   installs into .venv and builds the documentation site into site/ (mkdocs, strict)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test benchmarks clean
+.PHONY: demo test docs benchmarks clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,5 +23,8 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
+docs: $(STAMP)
+	$(BIN)/python -m mkdocs build --strict --site-dir site
+
 clean:
-	rm -rf $(VENV) *.egg-info
+	rm -rf $(VENV) *.egg-info site
