@@ -135,7 +135,7 @@ def hardware_check():
     """Achieved FP32/BF16 matmul FLOP/s and copy bandwidth here, against the local profile's peaks."""
     import torch
 
-    profile = gaia.hardware.get(gaia.hardware.local() or "epyc-genoa-2vcpu")
+    profile = gaia.hardware.local()
     rows = []
     for dtype, key in ((torch.float32, "fp32"), (torch.bfloat16, "bf16")):
         a, b = torch.randn(2048, 2048, dtype=dtype), torch.randn(2048, 2048, dtype=dtype)
