@@ -145,13 +145,13 @@ def test_hardware_profiles():
 
 
 def test_local_profile_matches_vendor_family_model_and_cpus(tmp_path, monkeypatch):
-    cpuinfo = tmp_path / "cpuinfo"
-    cpuinfo.write_text("vendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 17\nmodel name\t: AMD EPYC\n" * 2)
+    (tmp_path / "proc").mkdir()
+    (tmp_path / "proc/cpuinfo").write_text(
+        "vendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 17\nmodel name\t: AMD EPYC\n\n" * 2)
     monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1})
-    assert gaia.hardware.local(cpuinfo) == "epyc-genoa-2vcpu"
+    assert gaia.hardware.local(tmp_path, measure=False).name == "epyc-genoa-2vcpu"
     monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(8)))
-    assert gaia.hardware.local(cpuinfo) is None
-    assert gaia.hardware.local(tmp_path / "absent") is None
+    assert gaia.hardware.local(tmp_path, measure=False).name == "local-amd-epyc-8cpu"     # detected instead
 
 
 # ----- EW-RLS

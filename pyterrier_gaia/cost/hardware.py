@@ -9,10 +9,13 @@ with ``hardware=``): ratios of throughput and power, never absolute times.
 >>> gaia.hardware.get("h100").peak_flops["bf16"]
 989000000000000.0
 """
-import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Optional, Tuple
+
+from . import host as _host
+from .cpu_tdp import DEFAULT_W_PER_LOGICAL_CPU, lookup_tdp
 
 #: which resource each operation count loads: "compute" scales with peak FLOP/s at the precision
 #: in use, "memory" with memory bandwidth, "host" (Python, tokenisation, Lucene, per-call overhead)
@@ -37,6 +40,8 @@ class Profile:
     clock_ghz: Optional[float] = None          # CPUs: base clock, the proxy for single-thread speed
     cores: Optional[int] = None                # CPUs: cores (vCPUs for a VM slice)
     cpuid: Optional[Tuple[str, int, int, int]] = field(default=None, repr=False)  # vendor, family, model, cpus
+    #: figure -> where it comes from, for profiles detected on the host ("derived: ...", "measured: ...")
+    sources: Dict[str, str] = field(default_factory=dict, compare=False)
 
     def flops_at(self, precision: str) -> Tuple[float, str]:
         """(peak FLOP/s, the entry used) for ``precision``; fp32's figure when it has no native one."""
@@ -87,27 +92,67 @@ PROFILES: Dict[str, Profile] = {p.name: p for p in [
 
 
 def get(name) -> Profile:
-    """The profile called ``name`` (a :class:`Profile` is returned as it is)."""
+    """The profile called ``name`` (a :class:`Profile` is returned as it is; the name of
+    :func:`local`'s profile finds it too)."""
     if isinstance(name, Profile):
         return name
-    try:
-        return PROFILES[str(name).lower()]
-    except KeyError:
-        raise ValueError(f"unknown hardware {name!r}; known: {', '.join(PROFILES)}") from None
+    key = str(name).lower()
+    if key in PROFILES:
+        return PROFILES[key]
+    here = local() if key.startswith("local-") else None
+    if here is not None and key == here.name:
+        return here
+    raise ValueError(f"unknown hardware {name!r}; known: {', '.join(PROFILES)}, or this host's local-... profile")
 
 
-def local(cpuinfo: Path = Path("/proc/cpuinfo")) -> Optional[str]:
-    """The name of the profile that describes this machine (CPU vendor, family, model and the
-    number of CPUs this process may use), or None when no profile does."""
-    try:
-        fields = dict(line.split(":", 1) for line in cpuinfo.read_text(errors="replace").splitlines()
-                      if ":" in line)
-        fields = {key.strip(): value.strip() for key, value in fields.items()}
-        cpus = len(os.sched_getaffinity(0))
-        here = (fields["vendor_id"], int(fields["cpu family"]), int(fields["model"]), cpus)
-    except (OSError, KeyError, ValueError, AttributeError):
-        return None
-    return next((p.name for p in PROFILES.values() if p.cpuid == here), None)
+def local(root: Path = Path("/"), measure: Optional[bool] = None) -> Profile:
+    """The profile of this host: the curated profile whose cpuid (vendor, CPU
+    family and model, and the CPUs this process may use) matches, else one detected here by
+    :func:`detected`. ``root``: where /proc and /sys are; ``measure``: see :func:`host.memory_bandwidth`."""
+    here = _host.detect(root)
+    return next((p for p in PROFILES.values() if p.cpuid == here.cpuid), None) or detected(here, measure)
+
+
+#: GHz when neither sysfs nor /proc/cpuinfo states a clock
+DEFAULT_GHZ = 2.0
+
+
+def detected(here: "_host.Host", measure: Optional[bool] = None) -> Profile:
+    """A CPU profile of ``here`` (a :class:`host.Host`), every figure with its source in ``sources``.
+
+    - peak FLOP/s, **derived, not measured**: logical CPUs this process may use x base clock x
+      operations per cycle and logical CPU for its SIMD width (:func:`host.ops_per_cycle`); bf16
+      only with native bf16 (AVX512-BF16, AMX), int8 only with VNNI or AMX;
+    - TDP: CodeCarbon's CPU table for the model name, for the share of the host's logical CPUs
+      (x sockets) this process may use; else CodeCarbon's default of 4 W per logical CPU; idle:
+      10 % of TDP (CodeCarbon's convention, as for the curated profiles);
+    - memory bandwidth: **measured** by a numpy copy (:func:`host.memory_bandwidth`), or a default.
+    """
+    ghz = here.base_ghz or DEFAULT_GHZ
+    clock = (f"{ghz:g} GHz ({here.clock_source})" if here.base_ghz else
+             f"{ghz:g} GHz (default: no clock in sysfs or /proc/cpuinfo)")
+    per_cycle, simd = _host.ops_per_cycle(here)
+    peak = {precision: here.cpus * ghz * 1e9 * ops for precision, ops in per_cycle.items()}
+    found = lookup_tdp(here.model_name)
+    if found is None:
+        tdp = DEFAULT_W_PER_LOGICAL_CPU * here.cpus
+        tdp_source = (f"default: {DEFAULT_W_PER_LOGICAL_CPU:g} W x {here.cpus} logical CPUs (CodeCarbon's "
+                      f"DEFAULT_POWER_PER_CORE; {here.model_name!r} is not in CodeCarbon's CPU table)")
+    else:
+        share = here.cpus / here.online
+        tdp = found[0] * here.sockets * share
+        tdp_source = (f"CodeCarbon CPU table (cpu_power.csv): {found[1]}, {found[0]:g} W x {here.sockets} "
+                      f"socket(s) x {here.cpus}/{here.online} logical CPUs usable")
+    bandwidth, bandwidth_source = _host.memory_bandwidth(measure)
+    slug = re.sub(r"[^a-z0-9]+", "-", here.model_name.lower()).strip("-") or "cpu"
+    return Profile(
+        f"local-{slug}-{here.cpus}cpu", "cpu",
+        f"this host: {here.model_name} ({here.vendor} family {here.family} model {here.model}), "
+        f"{here.cpus} logical CPUs usable, {simd}", peak, bandwidth, tdp, tdp / 10, ghz, here.cpus,
+        here.cpuid, {"peak_flops": f"derived, not measured: {here.cpus} logical CPUs x {clock} x "
+                                   f"ops/cycle ({simd})",
+                     "memory_bw": bandwidth_source, "tdp_w": tdp_source,
+                     "idle_w": "10 % of TDP (CodeCarbon's convention)", "clock_ghz": clock})
 
 
 def time_ratio(home: Profile, target: Profile, resource: str, precision: str) -> float:

@@ -114,7 +114,7 @@ class CostModel:
         """
         where = "CostModel.calibrate"
         if hardware == "auto":
-            hardware = hw.local()
+            hardware = hw.local().name
         elif hardware is not None:
             hardware = hw.get(hardware).name
         records = rec.as_records(ledger)
