@@ -18,6 +18,7 @@ import pandas as pd
 import pyterrier as pt
 
 from ..cost.counts import report
+from ..encoders.checks import positive_integer
 from .columns import require_columns, require_values
 from .quantize import KINDS, QuantizedVectors, _top
 from .fusion import check_weight, rescored, rescored_columns
@@ -40,11 +41,9 @@ class VectorIndex:
     """
 
     def __init__(self, path, encoder, *, batch_size: int = 32):
-        if batch_size < 1:
-            raise ValueError(f"VectorIndex: batch_size={batch_size!r}; expected a positive integer")
         self.path = Path(path)
         self.encoder = encoder
-        self.batch_size = batch_size
+        self.batch_size = positive_integer("VectorIndex", "batch_size", batch_size)
         self._forget()
 
     def _forget(self):
@@ -245,8 +244,7 @@ class DenseRetriever(pt.Transformer):
     def __init__(self, index: VectorIndex, num_results: int = 1000, quantized: Optional[str] = None,
                  rescore: Optional[int] = None):
         stage = f"{index!r}.retriever"
-        if num_results < 1:
-            raise ValueError(f"{stage}: num_results must be at least 1, got {num_results}")
+        num_results = positive_integer(stage, "num_results", num_results)
         if quantized is not None and quantized not in KINDS:
             raise ValueError(f"{stage}: quantized={quantized!r}; expected one of {', '.join(KINDS)} or None")
         if rescore is not None and (quantized is None or rescore < num_results):
