@@ -115,12 +115,15 @@ def main():
     parser.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
     args = parser.parse_args()
     pd.set_option("display.width", 250)
+    columns = ["collection", "name", "nDCG@10", "AP", "J/q", "mrt", "pairs/cpu-s", "% of best CE fp32", "on front"]
+    results = []
     with tempfile.TemporaryDirectory() as tmp:
-        results = [collection_table(c, COLLECTIONS[c].format(data=args.data), args.depth, args.topics, tmp, args.figures)
-                   for c in args.collections]
+        for c in args.collections:   # each collection's table printed as soon as it is measured
+            results.append(collection_table(c, COLLECTIONS[c].format(data=args.data), args.depth, args.topics, tmp,
+                                            args.figures))
+            print(results[-1][0][columns].to_string(index=False, float_format=lambda v: f"{v:.4f}"), flush=True)
     print(f"\nBM25 top {args.depth} re-ranked; {torch.get_num_threads()} torch threads; energy modelled "
           f"(no RAPL/NVML here)")
-    columns = ["collection", "name", "nDCG@10", "AP", "J/q", "mrt", "pairs/cpu-s", "% of best CE fp32", "on front"]
     print(pd.concat([t for t, _ in results])[columns].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     print("\nStored vectors, index time (bundled MiniLM):")
     print(pd.DataFrame([s for _, s in results]).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
