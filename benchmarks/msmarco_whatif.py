@@ -24,6 +24,9 @@ machine this runs on is shared (load average far above its 2 CPUs): most of a ca
 spent waiting for a CPU, which a dedicated node would not. Torch runs on one thread and a Lucene
 search on one, so CPU time is the time of the call on an idle core. ``--time wall`` for wall time;
 the script prints the totals the other way too.
+
+This host's memory bandwidth, by which what-ifs scale the time of weight bytes, is the stated default
+of ``gaia.hardware`` (25.6 GB/s) unless GAIA_MEASURE_BANDWIDTH=1 asks for it to be measured.
 """
 import argparse
 import json
@@ -39,6 +42,7 @@ import numpy as np
 import pandas as pd
 
 import pyterrier_gaia as gaia
+import pyterrier_gaia.cost.host
 from pyterrier_gaia.cost.scaling import Fixed, Split, Transfer, scale_out, summary
 
 # ASSUMED: figures this machine cannot measure, each with its source
@@ -47,6 +51,7 @@ PASSAGE_WORDS = 60              # mean words per passage: "avg ~60 words" (commo
 QUERY_WORDS = 6                 # mean words per MS MARCO query (Bing queries, short: about 6 words)
 QUERIES = 10_000
 DEPTH = 100                     # BM25 top 100, all re-ranked by the cross-encoder
+BATCH = 32                      # inputs a forward pass: VectorIndex's and ReRanker's default batch_size
 LINK_BYTES_S = 1.25e9           # one shared 10 Gb/s link between the nodes and the storage / driver
 WORKER_START_S = 13.0           # Ray: a local cluster starts in about 13 s here (issue 14's own figure)
 GPU_HOST = "epyc-9654"           # the host CPU of a GPU node, for BM25 (the GPU profile has none)
@@ -148,12 +153,12 @@ def workload(records, facts, enc, ce):
 
     passage_len = round(PASSAGE_WORDS * enc_per_word * enc_pad)
     pair_len = round((QUERY_WORDS + PASSAGE_WORDS) * ce_per_word * ce_pad)
-    passes_per_query = math.ceil(DEPTH / 32)
+    passes_per_query = math.ceil(DEPTH / BATCH)
     postings_per_word = facts["postings_per_query_word"]
     scale = (PASSAGES * PASSAGE_WORDS) / (facts["docs"] * facts["doc_words"])
     counts = {
         "encode": {"flops": enc.flops(PASSAGES, passage_len, enc.num_layers),
-                   "weight_bytes": enc.weight_bytes * math.ceil(PASSAGES / 32)},
+                   "weight_bytes": enc.weight_bytes * math.ceil(PASSAGES / BATCH)},
         "bm25": {"calls": QUERIES, "postings": QUERIES * QUERY_WORDS * postings_per_word * scale,
                  "docs_scored": QUERIES * DEPTH},
         "rerank": {"calls": QUERIES, "flops": ce.flops(QUERIES * DEPTH, pair_len, ce.num_layers),
@@ -240,6 +245,9 @@ def main():
     parser.add_argument("--time", choices=["cpu", "wall"], default="cpu",
                         help="what a call's time is calibrated on (default: its CPU time; see above)")
     args = parser.parse_args()
+    # this host's memory bandwidth: a stated default unless asked for (a copy timed on a machine this
+    # busy measures the other jobs: 2-25 GB/s here), as what-ifs scale weight-byte time by it
+    os.environ.setdefault(gaia.cost.host.MEASURE_ENV, "0")
     import torch
 
     torch.set_num_threads(1)
@@ -256,6 +264,9 @@ def main():
         print(f"  {stage:7s} {len(mine):3d} calls, {min(times):.3g}-{max(times):.3g} s: "
               f"R² time {model.r2(mine):.3f}, R² joules {model.r2(mine, target='joules'):.3f}")
     print(model.coefficients().to_string(float_format=lambda v: f"{v:.3e}"))
+    home = gaia.hardware.get(model.hardware)
+    print(f"{home.name}: peak FLOP/s {home.sources.get('peak_flops', 'curated')}; memory bandwidth "
+          f"{home.sources.get('memory_bw', 'curated')} (what-ifs scale weight bytes by it)")
 
     counts, bytes_, derived = workload(records, facts, enc, ce)
     print("\nMeasured here:", {k: round(v, 4) for k, v in facts.items()})

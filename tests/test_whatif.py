@@ -58,6 +58,8 @@ def test_a_part_on_other_hardware_is_the_cost_models_what_if(model):
     expected = model.predict({"flops": 5e11}, stage="enc", hardware="h100")
     assert table.seconds.iloc[0] == pytest.approx(expected.latency_s)
     assert expected.what_if and expected.latency_s < model.predict({"flops": 5e11}, stage="enc").latency_s
+    job_profile = gaia.hardware.get(HOME)                               # waits meanwhile: its idle power
+    assert table.joules.iloc[0] == pytest.approx(2 * expected.joules + 2 * table.seconds.iloc[0] * job_profile.idle_w)
 
 
 def test_summary_names_the_part_that_stops_scaling(model):

@@ -14,8 +14,9 @@ A job is a sequence of parts, run one after another on N identical nodes (one of
 
 Energy: the nodes are held for the whole job. A node draws the cost model's predicted joules while
 it works on a Split part, its profile's TDP while it works on a Fixed part (an upper bound), and its
-profile's idle power whenever it waits (for the driver, or for a transfer). What the network and the
-storage server draw is not modelled.
+profile's idle power whenever it waits (for the driver, for a transfer, or for a Split part run on
+other hardware, such as BM25 on the host CPU of a GPU node). What the network and the storage
+server draw is not modelled.
 
 >>> table = scale_out(model, [Split("encode", stage="encode", counts={...}),
 ...                           Fixed("load models", seconds=4.2, on="each"),
@@ -61,9 +62,11 @@ class Split:
         workers = nodes * self.workers
         share = {name: value / workers for name, value in self.counts.items()}
         share["calls"] = max(self.counts.get("calls", workers) / workers, 1.0)   # a call per worker at least
-        one = model.predict(share, stage=self.stage, hardware=self.hardware or profile.name,
+        elsewhere = self.hardware is not None and hw.get(self.hardware).name != profile.name
+        one = model.predict(share, stage=self.stage, hardware=self.hardware if elsewhere else profile.name,
                             precision=self.precision)
-        return one.latency_s, workers * one.joules, nodes * one.latency_s
+        # on other hardware (the host CPU of a GPU node), the job's profile waits meanwhile
+        return one.latency_s, workers * one.joules, 0.0 if elsewhere else nodes * one.latency_s
 
 
 @dataclass(frozen=True)
