@@ -23,6 +23,7 @@ server draw is not modelled.
 ...                           Transfer("vectors to the driver", bytes=13.6e9, bandwidth=1.25e9)],
 ...                   nodes=[1, 2, 4, 8, 16], hardware="epyc-9654")
 """
+import numbers
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, Optional, Sequence
 
@@ -32,10 +33,9 @@ from .model import CostModel
 COLUMNS = ["nodes", "part", "kind", "seconds", "joules", "busy_node_s"]
 
 
-def _positive(where, name, value, zero_ok=False):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (value >= 0 if zero_ok else value > 0):
+def _check_number(where, name, value, zero_ok=False):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (value >= 0 if zero_ok else value > 0):
         raise ValueError(f"{where}: {name}={value!r}; expected a {'non-negative' if zero_ok else 'positive'} number")
-    return float(value)
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ class Fixed:
     on: str = "each"
 
     def __post_init__(self):
-        _positive(f"Fixed({self.name!r})", "seconds", self.seconds, zero_ok=True)
+        _check_number(f"Fixed({self.name!r})", "seconds", self.seconds, zero_ok=True)
         if self.on not in ("each", "driver"):
             raise ValueError(f"Fixed({self.name!r}): on={self.on!r}; expected 'each' or 'driver'")
 
@@ -99,8 +99,8 @@ class Transfer:
     per_node: bool = False
 
     def __post_init__(self):
-        _positive(f"Transfer({self.name!r})", "bytes", self.bytes, zero_ok=True)
-        _positive(f"Transfer({self.name!r})", "bandwidth", self.bandwidth)
+        _check_number(f"Transfer({self.name!r})", "bytes", self.bytes, zero_ok=True)
+        _check_number(f"Transfer({self.name!r})", "bandwidth", self.bandwidth)
 
     def cost(self, model: CostModel, nodes: int, profile: hw.Profile):
         total = self.bytes * (nodes if self.per_node else 1)
