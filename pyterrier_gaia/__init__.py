@@ -35,6 +35,7 @@ _API = {
     "Grid": "pyterrier_gaia.energy.carbon:Grid",
     "CostModel": "pyterrier_gaia.cost.model:CostModel",
     "hardware": "pyterrier_gaia.cost.hardware",
+    "scaling": "pyterrier_gaia.cost.scaling",
 }
 
 __all__ = sorted(_API) + ["__version__"]

@@ -7,6 +7,7 @@
 - :mod:`.host` -- this host's CPU from /proc/cpuinfo and sysfs, its SIMD rates, a measured copy bandwidth
 - :mod:`.cpu_tdp` -- CPU TDP from CodeCarbon's table (shared with the energy model)
 - :mod:`.model` -- :class:`~pyterrier_gaia.cost.model.CostModel` (``gaia.CostModel``)
+- :mod:`.scaling` -- a job's parts on N nodes (``gaia.scaling``): time, energy, what stops scaling first
 
 Nothing heavy is imported here (scipy only when a model is fitted).
 """
