@@ -157,3 +157,17 @@ def test_an_error_in_a_stage_is_raised_with_its_batch_and_its_records_kept(ray_c
         par.close()
     assert any("batch 1 (qids 3, 4)" in note for note in raised.value.__notes__)
     assert [(r["batch"], r["error"]) for r in pipe.ledger.records] == [(0, None), (1, "ValueError: no gamma here")]
+
+
+def test_merged_ledgers_keep_a_record_found_twice_once(tmp_path):
+    ledger = gaia.Ledger(tmp_path / "run.jsonl")
+    for batch in (0, 1):
+        ledger.append({"stage": "s", "joules": 1.0, "queries": 2, "start": float(batch), "host": "h", "pid": 1,
+                       "batch": batch})
+    ledger.append({"stage": "s", "joules": 3.0, "queries": 1, "start": 2.0})
+    merged = gaia.Ledger.merge(ledger, tmp_path / "run.jsonl", ledger)
+    assert [r.get("batch") for r in merged.records] == [0, 1, None]
+    totals = merged.summary(by="host")
+    assert totals.loc["h", "J"] == 2.0 and totals["J"].isna().sum() == 0 and len(totals) == 2
+    with pytest.raises(ValueError, match=r"pid=-1, expected a non-negative integer"):
+        ledger.append({"stage": "s", "joules": 1.0, "pid": -1})
