@@ -79,6 +79,20 @@ class Parallel(pt.Transformer):
         results = self._run(batches)
         return pd.concat([results[number] for number in sorted(results)], ignore_index=True)
 
+    def warmup(self, inp: pd.DataFrame) -> None:
+        """Run ``inp`` (e.g. one topic) once on every worker, its records marked ``startup``: the workers'
+        one-off start-up (a JVM, a searcher opened...) then falls on no later batch."""
+        numbers = range(self._batches, self._batches + self.workers)
+        self._batches += self.workers
+        batches = dict.fromkeys(numbers, inp)
+        refs = {worker.run.remote(number, inp, True): number for number, worker in zip(numbers, self._start())}
+        results, failure = {}, None
+        for ref, number in refs.items():
+            received = self._receive(ref, number, results)
+            failure = failure or received
+        if failure is not None:
+            raise self._failed(batches, results, *failure)
+
     def _split(self, inp: pd.DataFrame) -> Dict[int, pd.DataFrame]:
         """Batches of whole queries, numbered in the input's order of qids (one empty batch for no rows)."""
         qids = inp["qid"].unique()
@@ -103,16 +117,21 @@ class Parallel(pt.Transformer):
                 number, worker = pending.pop(ready)
                 idle.append(worker)
                 bar.update()
-                try:
-                    delivery = ray.get(ready)
-                except ray.exceptions.RayActorError as error:
-                    failure = failure or (number, error, None)
-                    continue
-                if self._deliver(delivery, results) and delivery.error is not None:
-                    failure = failure or (number, delivery.error, delivery)
+                received = self._receive(ready, number, results)     # always: its records are kept
+                failure = failure or received
         if failure is not None:
             raise self._failed(batches, results, *failure)
         return results
+
+    def _receive(self, ref, number: int, results: Dict[int, pd.DataFrame]) -> Optional[tuple]:
+        """Deliver a finished batch; the failure it ends with, if any: (number, error, delivery or None)."""
+        try:
+            delivery = self._ray.get(ref)
+        except self._ray.exceptions.RayActorError as error:
+            return number, error, None
+        if self._deliver(delivery, results) and delivery.error is not None:
+            return number, delivery.error, delivery
+        return None
 
     def _deliver(self, delivery: "Delivery", results: Dict[int, pd.DataFrame]) -> bool:
         """Keep a batch's result and append its records, unless that batch was delivered already (then False)."""
@@ -190,7 +209,7 @@ class Worker:
         self.host, self.pid = socket.gethostname(), os.getpid()
         self._sent = {}
 
-    def run(self, batch: int, frame: pd.DataFrame) -> Delivery:
+    def run(self, batch: int, frame: pd.DataFrame, startup: bool = False) -> Delivery:
         try:
             result, error = self.pipeline.transform(frame), None
         except Exception as raised:
@@ -200,7 +219,8 @@ class Worker:
         for number, ledger in self.ledgers.items():
             new = ledger.records[self._sent.get(number, 0):]
             self._sent[number] = self._sent.get(number, 0) + len(new)
-            records += [(number, {**record, "host": self.host, "pid": self.pid, "batch": batch}) for record in new]
+            tags = {"host": self.host, "pid": self.pid, "batch": batch, **({"startup": True} if startup else {})}
+            records += [(number, {**record, **tags}) for record in new]
         return Delivery(batch, result, error, records, self.host, self.pid)
 
 

@@ -171,3 +171,19 @@ def test_merged_ledgers_keep_a_record_found_twice_once(tmp_path):
     assert totals.loc["h", "J"] == 2.0 and totals["J"].isna().sum() == 0 and len(totals) == 2
     with pytest.raises(ValueError, match=r"pid=-1, expected a non-negative integer"):
         ledger.append({"stage": "s", "joules": 1.0, "pid": -1})
+
+
+def test_an_experiment_on_workers_measures_like_the_sequential_one(ray_cluster, slice_candidates, vaswani):
+    topics = slice_candidates[["qid", "query"]].drop_duplicates()
+    systems = [pt.Transformer.from_df(slice_candidates),
+               pt.Transformer.from_df(slice_candidates) >> pt.apply.doc_score(lambda row: len(row["text"]))]
+    arguments = (systems, topics, vaswani.get_qrels(), [pt.measures.nDCG @ 10])
+    expected = gaia.Experiment(*arguments, names=["bm25", "length"])
+    ledger = gaia.Ledger()
+    table = gaia.Experiment(*arguments, names=["bm25", "length"], workers=1, ledger=ledger)
+    pd.testing.assert_series_equal(table["nDCG@10"], expected["nDCG@10"])
+    assert table["J/q"].gt(0).all() and table["method"].tolist() == expected["method"].tolist()
+    records = ledger.records
+    assert all("host" in r for r in records)
+    assert sorted(r["stage"] for r in records if r["startup"]) == [
+        "bm25 / SourceTransformer", "length / SourceTransformer", "length / pt.apply.doc_score()"]
