@@ -80,8 +80,8 @@ class Parallel(pt.Transformer):
         return pd.concat([results[number] for number in sorted(results)], ignore_index=True)
 
     def warmup(self, inp: pd.DataFrame) -> None:
-        """Run ``inp`` (e.g. one topic) once on every worker, its records marked ``startup``: the workers'
-        one-off start-up (a JVM, a searcher opened...) then falls on no later batch."""
+        """Run ``inp`` (e.g. one topic) once on every worker, its records marked ``startup`` and named
+        "STAGE / start-up": the workers' one-off start-up (a JVM, a searcher opened...) falls on no batch."""
         numbers = range(self._batches, self._batches + self.workers)
         self._batches += self.workers
         batches = dict.fromkeys(numbers, inp)
@@ -219,8 +219,9 @@ class Worker:
         for number, ledger in self.ledgers.items():
             new = ledger.records[self._sent.get(number, 0):]
             self._sent[number] = self._sent.get(number, 0) + len(new)
-            tags = {"host": self.host, "pid": self.pid, "batch": batch, **({"startup": True} if startup else {})}
-            records += [(number, {**record, **tags}) for record in new]
+            tags = {"host": self.host, "pid": self.pid, "batch": batch}
+            records += [(number, {**record, **tags, **({"stage": f"{record['stage']} / start-up", "startup": True}
+                                                       if startup else {})}) for record in new]
         return Delivery(batch, result, error, records, self.host, self.pid)
 
 

@@ -186,4 +186,5 @@ def test_an_experiment_on_workers_measures_like_the_sequential_one(ray_cluster, 
     records = ledger.records
     assert all("host" in r for r in records)
     assert sorted(r["stage"] for r in records if r["startup"]) == [
-        "bm25 / SourceTransformer", "length / SourceTransformer", "length / pt.apply.doc_score()"]
+        "bm25 / SourceTransformer / start-up", "length / SourceTransformer / start-up",
+        "length / pt.apply.doc_score() / start-up"]
