@@ -30,7 +30,9 @@ index = gaia.LuceneIndex(args.workdir / "vaswani-idx").index(ds.get_corpus_iter(
 topics = ds.get_topics().head(args.topics)
 ledger = gaia.Ledger(args.workdir / "ray_parallel.jsonl")
 
-pipeline = gaia.meter(index.bm25(num_results=args.depth) >> gaia.BiEncoder().reranker(), ledger=ledger)
+plain = index.bm25(num_results=args.depth) >> gaia.BiEncoder().reranker()
+gaia.Metered(plain, name="start-up", ledger=ledger, startup=True)(topics.head(1))   # JVM, searcher, model
+pipeline = gaia.meter(plain, ledger=ledger)
 sequential = pipeline(topics)
 
 par = gaia.parallel(pipeline, workers=args.workers)

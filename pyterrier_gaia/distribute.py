@@ -69,6 +69,7 @@ class Parallel(pt.Transformer):
         self._ray = import_ray()
         self._payload, self._ledgers = ship(pipeline)
         self._actors: list = []
+        self._shipped = None   # the payload in Ray's object store, while the workers run
         self._batches = 0   # batch numbers go on across calls: (host, pid, batch) names one delivery
 
     def transform(self, inp: pd.DataFrame) -> pd.DataFrame:
@@ -85,7 +86,8 @@ class Parallel(pt.Transformer):
         numbers = range(self._batches, self._batches + self.workers)
         self._batches += self.workers
         batches = dict.fromkeys(numbers, inp)
-        refs = {worker.run.remote(number, inp, True): number for number, worker in zip(numbers, self._start())}
+        refs = {worker.run.remote(self._shipped, number, inp, True): number
+                for number, worker in zip(numbers, self._start())}
         results, failure = {}, None
         for ref, number in refs.items():
             received = self._receive(ref, number, results)
@@ -112,7 +114,7 @@ class Parallel(pt.Transformer):
             while pending or (todo and failure is None):
                 while todo and idle and failure is None:
                     number, worker = todo.popleft(), idle.pop()
-                    pending[worker.run.remote(number, batches[number])] = (number, worker)
+                    pending[worker.run.remote(self._shipped, number, batches[number])] = (number, worker)
                 [ready], _ = ray.wait(list(pending), num_returns=1)
                 number, worker = pending.pop(ready)
                 idle.append(worker)
@@ -166,16 +168,18 @@ class Parallel(pt.Transformer):
         if not self._actors:
             if not ray.is_initialized():
                 ray.init(include_dashboard=False)
-            payload = ray.put(self._payload)
+            # the pipeline goes with every task (a reference: copied once per worker), not to the actor's
+            # constructor, so that a restarted worker unpickles it again from an object the driver holds
+            self._shipped = ray.put(self._payload)
             actor = ray.remote(Worker).options(max_restarts=-1, max_task_retries=self.attempts - 1)
-            self._actors = [actor.remote(payload) for _ in range(self.workers)]
+            self._actors = [actor.remote() for _ in range(self.workers)]
         return self._actors
 
     def close(self) -> None:
         """Stop the workers (the next call starts new ones)."""
         for actor in self._actors:
             self._ray.kill(actor)
-        self._actors = []
+        self._actors, self._shipped = [], None
 
     def transform_inputs(self):
         return pt.inspect.transformer_inputs(self.pipeline)
@@ -201,16 +205,19 @@ class Delivery:
 
 
 class Worker:
-    """A Ray actor's state: the unpickled pipeline, and the in-memory ledgers its metered stages write to."""
+    """A Ray actor's state: the pipeline, unpickled on the first batch, and the in-memory ledgers its
+    metered stages write to."""
 
-    def __init__(self, payload: bytes):
+    def __init__(self):
         self.ledgers: Dict[int, Ledger] = {}
-        self.pipeline = _Unshipper(io.BytesIO(payload), self.ledgers).load()
+        self.pipeline = None
         self.host, self.pid = socket.gethostname(), os.getpid()
         self._sent = {}
 
-    def run(self, batch: int, frame: pd.DataFrame, startup: bool = False) -> Delivery:
+    def run(self, payload: bytes, batch: int, frame: pd.DataFrame, startup: bool = False) -> Delivery:
         try:
+            if self.pipeline is None:
+                self.pipeline = _Unshipper(io.BytesIO(payload), self.ledgers).load()
             result, error = self.pipeline.transform(frame), None
         except Exception as raised:
             _note(raised, "".join(traceback.format_exception(raised)).rstrip())
