@@ -48,6 +48,9 @@ def parallel(pipeline: pt.Transformer, workers: int = 2, engine: str = "ray", ba
     :param batch_size: queries (qids) per batch; default: the queries spread over 4 batches per worker
     :param attempts: how many times a batch is tried when its worker dies (Ray restarts the worker)
     :param verbose: a progress bar over batches
+
+    The stage returned (a :class:`Parallel`) also has ``warmup(inp)``, running ``inp`` once on every
+    worker as start-up, and ``close()``, stopping the workers (see docs/parallel.md).
     """
     return Parallel(pipeline, workers, engine, batch_size, attempts, verbose)
 
