@@ -3,8 +3,10 @@ import os
 import pickle
 import sys
 import threading
+from itertools import islice
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyterrier as pt
 import pytest
@@ -188,3 +190,16 @@ def test_an_experiment_on_workers_measures_like_the_sequential_one(ray_cluster, 
     assert sorted(r["stage"] for r in records if r["startup"]) == [
         "bm25 / SourceTransformer / start-up", "length / SourceTransformer / start-up",
         "length / pt.apply.doc_score() / start-up"]
+
+
+def test_a_vector_index_encoded_on_ray_data_holds_the_sequential_vectors(ray_cluster, tmp_path, vaswani):
+    from tiny_models import tiny_bert
+
+    from pyterrier_gaia.distribute import ray_encode
+
+    encoder = gaia.BiEncoder(tiny_bert(tmp_path / "tiny", cross=False))
+    docs = list(islice(vaswani.get_corpus_iter(), 200))
+    sequential = gaia.VectorIndex(tmp_path / "one", encoder).index(docs, verbose=False)
+    on_ray = gaia.VectorIndex(tmp_path / "ray", encoder).index(docs, verbose=False, encode=ray_encode(workers=1))
+    assert len(on_ray) == 200 and list(on_ray.flex.docnos()) == list(sequential.flex.docnos())
+    np.testing.assert_allclose(on_ray.vectors(), sequential.vectors(), atol=1e-5)
