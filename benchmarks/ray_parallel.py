@@ -65,6 +65,11 @@ def figures(records, wall: float, queries: int) -> dict:
 
 
 def main(topics_wanted: int, depth: int, reranker: str):
+    import ray
+
+    start = time.perf_counter()
+    ray.init(include_dashboard=False)          # first, while this process is still light (a busy machine
+    print(f"Ray started in {time.perf_counter() - start:.1f} s")   # can miss Ray's 30 s start-up deadline)
     ds = gaia.datasets.get("vaswani")
     topics = ds.get_topics().head(topics_wanted)
     with tempfile.TemporaryDirectory() as tmp:
