@@ -14,7 +14,8 @@ $(STAMP): setup.cfg pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	# torch first, pinned: a CPU wheel of 2.13.0 is on these machines; an unpinned torch pulls a CUDA build
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[test]'
+	# the ray extra too: the tests run gaia.parallel on a local Ray cluster
+	$(BIN)/pip install --quiet -e '.[test,ray]'
 	touch $@
 
 demo: $(STAMP)

@@ -32,6 +32,7 @@ _API = {
     "meter": "pyterrier_gaia.energy.metered:meter",
     "Ledger": "pyterrier_gaia.energy.ledger:Ledger",
     "Experiment": "pyterrier_gaia.experiment:Experiment",
+    "parallel": "pyterrier_gaia.distribute:parallel",
     "Grid": "pyterrier_gaia.energy.carbon:Grid",
     "CostModel": "pyterrier_gaia.cost.model:CostModel",
     "hardware": "pyterrier_gaia.cost.hardware",

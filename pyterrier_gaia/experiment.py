@@ -18,6 +18,7 @@ import pandas as pd
 import pyterrier as pt
 from pyterrier._ops import Compose
 
+from .distribute import Parallel, parallel
 from .energy.carbon import Grid
 from .energy.ledger import Ledger
 from .energy.metered import Metered, rebuild, unique_names
@@ -28,7 +29,8 @@ ENERGY_COLUMNS = ("J/q", "gCO2e/q", "method")
 
 
 def Experiment(retr_systems, topics, qrels, eval_metrics, names: Optional[Sequence[str]] = None, *,
-               ledger=None, sensors="auto", carbon=None, warmup: bool = True, **kwargs):
+               ledger=None, sensors="auto", carbon=None, warmup: bool = True, workers: Optional[int] = None,
+               **kwargs):
     """``pt.Experiment`` plus, per system, ``J/q``, ``gCO2e/q`` and ``method`` measured during its own run.
 
     Takes every argument of ``pt.Experiment`` (``perquery``, ``baseline``, ``correction``, ``batch_size``,
@@ -41,6 +43,9 @@ def Experiment(retr_systems, topics, qrels, eval_metrics, names: Optional[Sequen
     :param warmup: run each system once on the first topic before the experiment, recorded as
         "SYSTEM / start-up" (marked ``startup``) and left out of its J/q, so that one-off start-up
         costs (JVM, model loading) do not fall on whichever system runs first
+    :param workers: run each system on this many Ray workers (:func:`gaia.parallel`, docs/parallel.md):
+        its records come back tagged host, pid and batch; the warm-up runs once on every worker; systems
+        run whole (a common prefix is not shared)
 
     With ``perquery``, the per-query table gains the measures ``J/q`` and ``gCO2e/q`` (each query's own
     energy): systems then run one query per call (``batch_size=1``, the only batch size allowed).
@@ -72,6 +77,8 @@ def Experiment(retr_systems, topics, qrels, eval_metrics, names: Optional[Sequen
         qrels = pt.io.read_qrels(qrels)
     _check_unique_qids(topics)
     sharing = "tree" if kwargs.get("plan") == "tree" else "all" if kwargs.get("precompute_prefix") else "none"
+    if workers is not None:
+        sharing = "none"
     served = topics
     if kwargs.get("filter_by_qrels"):
         served = topics[topics["qid"].isin(qrels["qid"])]
@@ -79,12 +86,21 @@ def Experiment(retr_systems, topics, qrels, eval_metrics, names: Optional[Sequen
 
     ledger, sensors, carbon = Ledger.coerce(ledger), resolve_sensors(sensors), Grid.coerce(carbon)
     metered, parts = _meter_systems(systems, names, sharing, ledger, sensors, carbon)
+    if workers is not None:
+        metered = [run if isinstance(run, pd.DataFrame) else parallel(run, workers) for run in metered]
     if warmup:
-        for name, system in zip(names, systems):
-            if not isinstance(system, pd.DataFrame) and not saved.reused(name):
+        for name, system, run in zip(names, systems, metered):
+            if isinstance(run, Parallel) and not saved.reused(name):
+                run.warmup(served.head(1))
+            elif not isinstance(system, pd.DataFrame) and not saved.reused(name):
                 Metered(system, f"{name} / start-up", sensors, ledger, carbon, startup=True)(served.head(1))
     pt_systems = dict(zip(names, metered)) if isinstance(retr_systems, dict) else metered
-    result = pt.Experiment(pt_systems, topics, qrels, eval_metrics, names=names, **kwargs)
+    try:
+        result = pt.Experiment(pt_systems, topics, qrels, eval_metrics, names=names, **kwargs)
+    finally:
+        for run in metered:
+            if isinstance(run, Parallel):
+                run.close()
 
     energy = []
     for name, system, own in zip(names, systems, parts):

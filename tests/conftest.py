@@ -54,3 +54,12 @@ def words(vaswani):
     docs = islice(vaswani.get_corpus_iter(), 2000)
     counts = Counter(w for d in docs for w in re.findall(r"[a-z]+", d["text"].lower()))
     return [w for w, _ in counts.most_common(500)]
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """A local Ray cluster of 2 CPUs for gaia.parallel, started once per session (about 13 s)."""
+    import ray
+    ray.init(num_cpus=2, include_dashboard=False)
+    yield ray
+    ray.shutdown()

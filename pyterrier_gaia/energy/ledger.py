@@ -18,7 +18,7 @@ from typing import List, Mapping, Optional, Tuple, Union
 import pandas as pd
 
 from .pickling import LockedState
-from .record import RECORD_KEYS, Record
+from .record import RECORD_KEYS, WORKER_KEYS, Record
 
 #: how many skipped lines a warning describes one by one
 _SHOWN = 5
@@ -135,12 +135,17 @@ class Ledger(LockedState):
 
     @classmethod
     def merge(cls, *ledgers: Union["Ledger", str, os.PathLike]) -> "Ledger":
-        """An in-memory ledger with the records of all ``ledgers`` (Ledger objects or JSONL paths), by start time."""
-        records = []
+        """An in-memory ledger with the records of all ``ledgers`` (Ledger objects or JSONL paths), by start time.
+
+        A record found in several of them (the same file merged twice, a worker's file beside the
+        driver's that already holds its records) is kept once.
+        """
+        records = {}
         for ledger in ledgers:
-            records.extend((ledger if isinstance(ledger, Ledger) else cls.load(ledger)).records)
+            for record in (ledger if isinstance(ledger, Ledger) else cls.load(ledger)).records:
+                records.setdefault(json.dumps(record, sort_keys=True, default=_plain), record)
         merged = cls()
-        merged._records = sorted(records, key=lambda record: record.get("start") or 0)
+        merged._records = sorted(records.values(), key=lambda record: record.get("start") or 0)
         return merged
 
     def to_frame(self) -> pd.DataFrame:
@@ -149,26 +154,35 @@ class Ledger(LockedState):
         extra = [key for record in records for key in record if key not in RECORD_KEYS]
         return pd.DataFrame(records, columns=list(RECORD_KEYS) + list(dict.fromkeys(extra)))
 
-    def summary(self, by: str = "stage") -> pd.DataFrame:
+    def summary(self, by: Union[str, Tuple[str, ...]] = "stage") -> pd.DataFrame:
         """One row per stage (``by="stage"``) or per system (``by="system"``), in order of first appearance:
         calls, queries, docs, J, J/q, gCO2e/q, ms/q, method...
+
+        ``by`` may also be ``"method"`` or a key of records from ``gaia.parallel`` workers (``"host"``,
+        ``"pid"``, ``"batch"``), or a tuple of these: ``by=("host", "method")`` gives the totals per
+        host and sensing method (records not made on a worker have no host: NaN).
 
         A system is the part of a stage's name before " / " (gaia.Experiment names stages
         "SYSTEM / STAGE"); start-up records are never folded into a system: they keep a row of
         their own, named after their stage. Per-query figures divide the totals by the queries the
         calls served (NaN when none did).
         """
-        if by not in ("stage", "system"):
-            raise ValueError(f"gaia.Ledger.summary: by={by!r}; expected 'stage' or 'system'")
+        keys = [by] if isinstance(by, str) else list(by)
+        if not keys or not set(keys) <= {"stage", "system", "method", *WORKER_KEYS}:
+            raise ValueError(f"gaia.Ledger.summary: by={by!r}; expected 'stage' or 'system', or one or more of "
+                             f"'method', {', '.join(map(repr, WORKER_KEYS))}")
         columns = ["calls", "queries", "docs", "wall_s", "cpu_s", "J", "J/q", "gCO2e/q", "ms/q", "method",
                    "errors", "short_windows"]
         frame = self.to_frame()
         if frame.empty:
-            return pd.DataFrame(columns=columns, index=pd.Index([], name=by))
-        if by == "system":
+            return pd.DataFrame(columns=columns, index=pd.MultiIndex.from_tuples([], names=keys) if len(keys) > 1
+                                else pd.Index([], name=keys[0]))
+        if "system" in keys:
             system = frame["stage"].str.split(" / ", n=1).str[0]
-            frame[by] = system.where(~frame["startup"].fillna(False).astype(bool), frame["stage"])
-        grouped = frame.groupby(by, sort=False)
+            frame["system"] = system.where(~frame["startup"].fillna(False).astype(bool), frame["stage"])
+        for key in set(WORKER_KEYS) - set(frame.columns):
+            frame[key] = None
+        grouped = frame.groupby(keys if len(keys) > 1 else keys[0], sort=False, dropna=False)
         table = pd.DataFrame({
             "calls": grouped.size(),
             "queries": grouped["queries"].sum(),

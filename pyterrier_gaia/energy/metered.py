@@ -169,6 +169,15 @@ def rebuild(node: pt.Transformer, leaf: Callable[[pt.Transformer], pt.Transforme
     return leaf(node)
 
 
+def parts(node: pt.Transformer) -> tuple:
+    """What ``node`` is made of: an operator's operands, a metered stage's stage, else nothing (a plain stage)."""
+    if type(node) in _NARY:
+        return tuple(node)
+    if type(node) in _BINARY:
+        return node.left, node.right
+    return (node.stage,) if isinstance(node, Metered) else ()
+
+
 class _CountedDocs:
     """An iterable of documents that counts those read (a frame is read as its rows)."""
 

@@ -12,6 +12,10 @@ from typing import Any, Dict, Mapping, Optional
 RECORD_KEYS = ("stage", "start", "queries", "qid", "docs", "wall_s", "cpu_s", "joules", "joules_by", "method",
                "kwh", "gco2e", "water_l", "error", "counts", "sensing_s", "short_window", "constants", "startup")
 
+#: the keys added to a record measured on a worker of ``gaia.parallel`` (kept in ``extra``): host name,
+#: process id, batch number
+WORKER_KEYS = ("host", "pid", "batch")
+
 
 @dataclass(kw_only=True)
 class Record:
@@ -94,6 +98,8 @@ _CHECKS = (
     *((key, _optional(_numbers_by_name), "an object of numbers") for key in ("joules_by", "counts")),
     ("constants", _optional(lambda v: isinstance(v, dict)), "an object"),
     *((key, _optional(lambda v: isinstance(v, bool)), "true or false") for key in ("short_window", "startup")),
+    ("host", _optional(lambda v: isinstance(v, str)), "text or null"),
+    *((key, _optional(_count), "a non-negative integer") for key in ("pid", "batch")),
 )
 _KEYS = frozenset(RECORD_KEYS)
 

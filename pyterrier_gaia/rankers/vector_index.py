@@ -9,7 +9,7 @@ docno, and its ``np_retriever`` returns array-valued cells when one result is as
 """
 import json
 import shutil
-from itertools import islice
+from itertools import islice, tee
 from pathlib import Path
 from typing import Iterable, Optional
 
@@ -53,14 +53,15 @@ class VectorIndex:
         """Whether the folder holds a finished index."""
         return (self.path / META).is_file()
 
-    def index(self, docs: Iterable[dict], *, overwrite: bool = False, verbose: bool = True) -> "VectorIndex":
+    def index(self, docs: Iterable[dict], *, overwrite: bool = False, verbose: bool = True,
+              encode=None) -> "VectorIndex":
         """Encode ``{"docno", "text"}`` dicts and store their vectors; a built folder is opened as it is
         (``docs`` left unread) unless ``overwrite=True``. See :class:`VectorIndexer`."""
-        return self.indexer(overwrite=overwrite, verbose=verbose).index(docs)
+        return self.indexer(overwrite=overwrite, verbose=verbose, encode=encode).index(docs)
 
-    def indexer(self, *, overwrite: bool = False, verbose: bool = True) -> "VectorIndexer":
+    def indexer(self, *, overwrite: bool = False, verbose: bool = True, encode=None) -> "VectorIndexer":
         """The ``pt.Indexer`` that builds this index (``gaia.Metered`` meters its ``index`` call)."""
-        return VectorIndexer(self, overwrite=overwrite, verbose=verbose)
+        return VectorIndexer(self, overwrite=overwrite, verbose=verbose, encode=encode)
 
     def reranker(self, interpolate: Optional[float] = None) -> "StoredVectorReRanker":
         """Re-ranks candidates (qid, query, docno[, score]) by query·document dot products, no text needed."""
@@ -138,10 +139,15 @@ class VectorIndex:
 class VectorIndexer(pt.Indexer):
     """Builds a :class:`VectorIndex`: encodes ``{"docno", "text"}`` dicts in chunks and writes them
     with pyterrier-dr's FlexIndex writer into a temporary folder, renamed into place when complete,
-    so a failed build never looks built. Docnos must be unique; an empty collection is an error."""
+    so a failed build never looks built. Docnos must be unique; an empty collection is an error.
 
-    def __init__(self, vector_index: VectorIndex, *, overwrite: bool = False, verbose: bool = True):
+    ``encode(encoder, chunks, batch_size)``, given, encodes the chunks of texts instead of
+    ``encoder.encode`` one chunk after the other: it yields one float32 array per chunk, in order (e.g.
+    ``pyterrier_gaia.distribute.ray_encode(workers=4)``, on Ray Data workers)."""
+
+    def __init__(self, vector_index: VectorIndex, *, overwrite: bool = False, verbose: bool = True, encode=None):
         self.vector_index, self.overwrite, self.verbose = vector_index, overwrite, verbose
+        self.encode = encode or _encode_each
 
     def index(self, docs: Iterable[dict]) -> VectorIndex:
         target = self.vector_index
@@ -175,27 +181,39 @@ class VectorIndexer(pt.Indexer):
 
     def _encoded(self, docs: Iterable[dict]):
         """``{"docno", "doc_vec"}`` for each document, encoded CHUNK at a time."""
-        docs, seen = iter(docs), {}
+        chunks, texts = tee(self._checked_chunks(docs))
+        index = self.vector_index
+        vectors = self.encode(index.encoder, ([doc["text"] for doc in chunk] for chunk in texts), index.batch_size)
         with pt.tqdm(desc="VectorIndex encoding", unit="d", disable=not self.verbose) as progress:
-            while chunk := list(islice(docs, CHUNK)):
-                for doc in chunk:
-                    missing = [key for key in ("docno", "text") if key not in doc]
-                    if missing:
-                        raise KeyError(f"{self!r}: document {len(seen)} has no {missing} field "
-                                       f"(expected dicts with 'docno' and 'text')")
-                    docno = str(doc["docno"])
-                    if docno in seen:
-                        raise ValueError(f"{self!r}: docno {docno!r} appears twice (documents {seen[docno]} "
-                                         f"and {len(seen)}); docnos must be unique")
-                    seen[docno] = len(seen)
-                vectors = self.vector_index.encoder.encode([doc["text"] for doc in chunk], self.vector_index.batch_size)
-                yield from ({"docno": str(doc["docno"]), "doc_vec": vector} for doc, vector in zip(chunk, vectors))
+            for chunk, chunk_vectors in zip(chunks, vectors):
+                yield from ({"docno": str(doc["docno"]), "doc_vec": vector} for doc, vector in zip(chunk, chunk_vectors))
                 progress.update(len(chunk))
+
+    def _checked_chunks(self, docs: Iterable[dict]):
+        """Lists of CHUNK documents, each checked (docno and text present, docno unique)."""
+        docs, seen = iter(docs), {}
+        while chunk := list(islice(docs, CHUNK)):
+            for doc in chunk:
+                missing = [key for key in ("docno", "text") if key not in doc]
+                if missing:
+                    raise KeyError(f"{self!r}: document {len(seen)} has no {missing} field "
+                                   f"(expected dicts with 'docno' and 'text')")
+                docno = str(doc["docno"])
+                if docno in seen:
+                    raise ValueError(f"{self!r}: docno {docno!r} appears twice (documents {seen[docno]} "
+                                     f"and {len(seen)}); docnos must be unique")
+                seen[docno] = len(seen)
+            yield chunk
         if not seen:
             raise ValueError(f"{self!r}: the document iterator was empty; nothing to index")
 
     def __repr__(self):
         return f"{self.vector_index!r}.indexer()"
+
+
+def _encode_each(encoder, chunks, batch_size: int):
+    """Each chunk of texts encoded in turn by ``encoder.encode``."""
+    return (encoder.encode(texts, batch_size) for texts in chunks)
 
 
 class StoredVectorReRanker(pt.Transformer):

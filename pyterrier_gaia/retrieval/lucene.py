@@ -131,6 +131,10 @@ class LuceneIndex:
             searcher.close()
         self._searchers, self._texts = {}, None
 
+    def __getstate__(self):
+        """Pickled without its open searchers and cached texts (a copy in another process reopens them)."""
+        return {**self.__dict__, "_searchers": {}, "_texts": None}
+
     def _require_built(self) -> Analyser:
         """The index's analyser; an error if there is no finished index or another analyser was asked for."""
         if not self.built():

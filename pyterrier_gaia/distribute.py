@@ -1,0 +1,358 @@
+"""``gaia.parallel``: any pipeline run on Ray workers, with the sequential run's results and one ledger.
+
+The queries are split into batches by qid. Each worker (a Ray actor) unpickles its own copy of the
+pipeline once, so a Lucene index is reopened and a model loaded once per worker, then runs batch after
+batch. The stages of a metered pipeline meter the worker's own process: each record returns with its
+batch's result, tagged with the keys ``host``, ``pid`` and ``batch``, and the driver appends it to the
+ledger the stage had in the driver (ledgers are never shipped: a worker's stages write to fresh
+in-memory ledgers). Ray retries a batch whose worker died, on the restarted worker; the driver keeps
+the first delivery of each batch, so every record is in the ledger once (at-least-once delivery,
+deduplicated by batch). See docs/parallel.md.
+
+(The module is not named ``parallel``: importing it would then replace the function ``gaia.parallel``
+with the module of that name.)
+"""
+import io
+import math
+import os
+import pickle
+import socket
+import traceback
+from collections import deque
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Tuple
+
+import pandas as pd
+import pyterrier as pt
+
+from .encoders.checks import positive_integer
+from .energy.ledger import Ledger
+from .energy.metered import default_name, parts
+
+#: how to install what ``engine="ray"`` needs
+RAY_EXTRA = "pip install 'pyterrier-gaia[ray]'"
+
+
+def parallel(pipeline: pt.Transformer, workers: int = 2, engine: str = "ray", batch_size: Optional[int] = None,
+             attempts: int = 3, verbose: bool = False) -> "Parallel":
+    """``pipeline`` as a transformer run on ``workers`` Ray workers: same results, in the same order.
+
+    >>> pipe = gaia.meter(bm25 % 100 >> rr, ledger="run.jsonl")
+    >>> par = gaia.parallel(pipe, workers=4)
+    >>> par(topics); pipe.ledger.summary(by=("host", "method"))
+
+    :param pipeline: any ``pt.Transformer`` that pickles (metered or not)
+    :param workers: the number of Ray actors, each holding a copy of the pipeline
+    :param engine: ``"ray"`` (the only engine); a Ray cluster is started on this machine unless
+        ``ray.init`` was called first (e.g. ``ray.init(address="auto")`` to join a cluster)
+    :param batch_size: queries (qids) per batch; default: the queries spread over 4 batches per worker
+    :param attempts: how many times a batch is tried when its worker dies (Ray restarts the worker)
+    :param verbose: a progress bar over batches
+
+    The stage returned (a :class:`Parallel`) also has ``warmup(inp)``, running ``inp`` once on every
+    worker as start-up, and ``close()``, stopping the workers (see docs/parallel.md).
+    """
+    return Parallel(pipeline, workers, engine, batch_size, attempts, verbose)
+
+
+class Parallel(pt.Transformer):
+    """A pipeline run on Ray workers (built by :func:`parallel`, which documents the arguments)."""
+
+    def __init__(self, pipeline: pt.Transformer, workers: int = 2, engine: str = "ray",
+                 batch_size: Optional[int] = None, attempts: int = 3, verbose: bool = False):
+        if not isinstance(pipeline, pt.Transformer):
+            raise TypeError(f"gaia.parallel: expected a pt.Transformer pipeline, got {type(pipeline).__name__}")
+        if engine != "ray":
+            raise ValueError(f"gaia.parallel: engine={engine!r}; expected 'ray'")
+        self.pipeline = pipeline
+        self.workers = positive_integer("gaia.parallel", "workers", workers)
+        self.batch_size = None if batch_size is None else positive_integer("gaia.parallel", "batch_size", batch_size)
+        self.attempts = positive_integer("gaia.parallel", "attempts", attempts)
+        self.verbose = verbose
+        self._ray = import_ray()
+        self._payload, self._ledgers = ship(pipeline)
+        self._actors: list = []
+        self._shipped = None   # the payload in Ray's object store, while the workers run
+        self._batches = 0   # batch numbers go on across calls: (host, pid, batch) names one delivery
+
+    def transform(self, inp: pd.DataFrame) -> pd.DataFrame:
+        if "qid" not in inp.columns:
+            raise ValueError(f"gaia.parallel: the input has no 'qid' column (columns: {list(inp.columns)}); "
+                             f"queries are split into batches by qid")
+        batches = self._split(inp)
+        results = self._run(batches)
+        return pd.concat([results[number] for number in sorted(results)], ignore_index=True)
+
+    def warmup(self, inp: pd.DataFrame) -> None:
+        """Run ``inp`` (e.g. one topic) once on every worker, its records marked ``startup`` and named
+        "STAGE / start-up": the workers' one-off start-up (a JVM, a searcher opened...) falls on no batch."""
+        numbers = range(self._batches, self._batches + self.workers)
+        self._batches += self.workers
+        batches = dict.fromkeys(numbers, inp)
+        refs = {worker.run.remote(self._shipped, number, inp, True): number
+                for number, worker in zip(numbers, self._start())}
+        results, failure = {}, None
+        for ref, number in refs.items():
+            received = self._receive(ref, number, results)
+            failure = failure or received
+        if failure is not None:
+            raise self._failed(batches, results, *failure)
+
+    def _split(self, inp: pd.DataFrame) -> Dict[int, pd.DataFrame]:
+        """Batches of whole queries, numbered in the input's order of qids (one empty batch for no rows)."""
+        qids = inp["qid"].unique()
+        size = self.batch_size or max(1, math.ceil(len(qids) / (4 * self.workers)))
+        chunks = [qids[i:i + size] for i in range(0, len(qids), size)] or [qids]
+        first, self._batches = self._batches, self._batches + len(chunks)
+        return {first + n: inp[inp["qid"].isin(chunk)] for n, chunk in enumerate(chunks)}
+
+    def _run(self, batches: Dict[int, pd.DataFrame]) -> Dict[int, pd.DataFrame]:
+        """Each batch on the next idle worker; records appended as batches arrive; failures raised at the end."""
+        from tqdm.auto import tqdm
+
+        ray = self._ray
+        idle, todo = list(self._start()), deque(batches)
+        pending, results, failure = {}, {}, None
+        with tqdm(total=len(batches), desc="gaia.parallel", unit="batch", disable=not self.verbose) as bar:
+            while pending or (todo and failure is None):
+                while todo and idle and failure is None:
+                    number, worker = todo.popleft(), idle.pop()
+                    pending[worker.run.remote(self._shipped, number, batches[number])] = (number, worker)
+                [ready], _ = ray.wait(list(pending), num_returns=1)
+                number, worker = pending.pop(ready)
+                idle.append(worker)
+                bar.update()
+                received = self._receive(ready, number, results)     # always: its records are kept
+                failure = failure or received
+        if failure is not None:
+            raise self._failed(batches, results, *failure)
+        return results
+
+    def _receive(self, ref, number: int, results: Dict[int, pd.DataFrame]) -> Optional[tuple]:
+        """Deliver a finished batch; the failure it ends with, if any: (number, error, delivery or None)."""
+        try:
+            delivery = self._ray.get(ref)
+        except self._ray.exceptions.RayActorError as error:
+            return number, error, None
+        if self._deliver(delivery, results) and delivery.error is not None:
+            return number, delivery.error, delivery
+        return None
+
+    def _deliver(self, delivery: "Delivery", results: Dict[int, pd.DataFrame]) -> bool:
+        """Keep a batch's result and append its records, unless that batch was delivered already (then False)."""
+        if delivery.batch in results:
+            return False
+        results[delivery.batch] = delivery.result
+        for number, record in delivery.records:
+            self._ledgers[number].append(record)
+        return True
+
+    def _failed(self, batches, results, number: int, error: BaseException, delivery: Optional["Delivery"]):
+        """The error raised for a failed batch, saying which queries and what the ledger holds."""
+        qids = batches[number]["qid"].unique().tolist()
+        shown = ", ".join(map(str, qids[:5])) + (f" and {len(qids) - 5} more" if len(qids) > 5 else "")
+        finished = len(results) - (delivery is not None)
+        held = (f"the ledger holds the records of the {finished} batch(es) that finished"
+                if self._ledgers else "the pipeline is not metered: nothing was recorded")
+        if delivery is None:
+            cause = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            failed = RuntimeError(f"gaia.parallel: batch {number} (qids {shown}) failed: its worker died "
+                                  f"{self.attempts} time(s) running it ({cause}); {held}; batch {number} "
+                                  f"recorded nothing")
+            failed.__cause__ = error
+            return failed
+        _note(error, f"gaia.parallel: raised by batch {number} (qids {shown}) on {delivery.host} pid "
+                       f"{delivery.pid}; {held}, and the {len(delivery.records)} record(s) of batch {number}")
+        return error
+
+    def _start(self) -> list:
+        """The workers, started on first use (and Ray with them, unless ``ray.init`` was called)."""
+        ray = self._ray
+        if not self._actors:
+            _connected(ray)
+            # the pipeline goes with every task (a reference: copied once per worker), not to the actor's
+            # constructor, so that a restarted worker unpickles it again from an object the driver holds
+            self._shipped = ray.put(self._payload)
+            actor = ray.remote(Worker).options(max_restarts=-1, max_task_retries=self.attempts - 1)
+            self._actors = [actor.remote() for _ in range(self.workers)]
+        return self._actors
+
+    def close(self) -> None:
+        """Stop the workers (the next call starts new ones)."""
+        for actor in self._actors:
+            self._ray.kill(actor)
+        self._actors, self._shipped = [], None
+
+    def transform_inputs(self):
+        return pt.inspect.transformer_inputs(self.pipeline)
+
+    def transform_outputs(self, input_columns):
+        return pt.inspect.transformer_outputs(self.pipeline, input_columns)
+
+    def __repr__(self):
+        return f"Parallel({self.pipeline!r}, workers={self.workers})"
+
+
+@dataclass
+class Delivery:
+    """What a worker returns for one batch: its result (or error), and its records tagged host/pid/batch,
+    each with the number of the driver's ledger it goes to."""
+
+    batch: int
+    result: Optional[pd.DataFrame]
+    error: Optional[BaseException]
+    records: List[Tuple[int, dict]]
+    host: str
+    pid: int
+
+
+class Worker:
+    """A Ray actor's state: the pipeline, unpickled on the first batch, and the in-memory ledgers its
+    metered stages write to."""
+
+    def __init__(self):
+        self.ledgers: Dict[int, Ledger] = {}
+        self.pipeline = None
+        self.host, self.pid = socket.gethostname(), os.getpid()
+        self._sent = {}
+
+    def run(self, payload: bytes, batch: int, frame: pd.DataFrame, startup: bool = False) -> Delivery:
+        try:
+            if self.pipeline is None:
+                self.pipeline = _Unshipper(io.BytesIO(payload), self.ledgers).load()
+            result, error = self.pipeline.transform(frame), None
+        except Exception as raised:
+            _note(raised, "".join(traceback.format_exception(raised)).rstrip())
+            result, error = None, raised if _pickles(raised) else RuntimeError(f"{type(raised).__name__}: {raised}")
+        records = []
+        for number, ledger in self.ledgers.items():
+            new = ledger.records[self._sent.get(number, 0):]
+            self._sent[number] = self._sent.get(number, 0) + len(new)
+            tags = {"host": self.host, "pid": self.pid, "batch": batch}
+            records += [(number, {**record, **tags, **({"stage": f"{record['stage']} / start-up", "startup": True}
+                                                       if startup else {})}) for record in new]
+        return Delivery(batch, result, error, records, self.host, self.pid)
+
+
+def ray_encode(workers: int = 2):
+    """An ``encode`` for :meth:`gaia.VectorIndex.index <pyterrier_gaia.VectorIndex.index>`: the collection's
+    texts encoded on Ray Data, ``map_batches`` over shards of documents by ``workers`` actors, each
+    holding its own copy of the encoder; the vectors come back in the collection's order and go into the
+    one VectorIndex store as usual.
+
+    >>> vec = gaia.VectorIndex("./vec", gaia.BiEncoder()).index(docs, encode=ray_encode(workers=4))
+
+    The texts and vectors of the whole collection are held in the driver's memory while encoding, and
+    the workers' encoding is in no ledger record (a ``gaia.Metered`` indexer meters the driver only).
+    """
+    workers = positive_integer("ray_encode", "workers", workers)
+
+    def encode(encoder, chunks, batch_size: int):
+        import numpy as np
+
+        ray = import_ray()
+        texts = [list(chunk) for chunk in chunks]
+        items = [{"row": row, "text": text} for row, text in enumerate(text for chunk in texts for text in chunk)]
+        shard = max(1, math.ceil(len(items) / (4 * workers)))            # 4 shards per worker
+        encoded = _connected(ray).data.from_items(items).map_batches(
+            _EncodeShard, fn_constructor_args=(ship(encoder)[0], batch_size), batch_size=shard,
+            concurrency=workers, batch_format="numpy")
+        batches = list(encoded.iter_batches(batch_format="numpy", batch_size=None))
+        order = np.argsort(np.concatenate([batch["row"] for batch in batches]))
+        vectors = np.concatenate([batch["vector"] for batch in batches])[order]
+        return np.split(vectors, np.cumsum([len(chunk) for chunk in texts])[:-1])
+    return encode
+
+
+class _EncodeShard:
+    """A Ray Data actor: an encoder unpickled once, encoding each batch of rows (row, text) it is given."""
+
+    def __init__(self, payload: bytes, batch_size: int):
+        self.encoder = _Unshipper(io.BytesIO(payload), {}).load()
+        self.batch_size = batch_size
+
+    def __call__(self, batch: dict) -> dict:
+        return {"row": batch["row"], "vector": self.encoder.encode(list(batch["text"]), self.batch_size)}
+
+
+def import_ray():
+    """The ``ray`` module, or an ImportError saying how to install it."""
+    try:
+        import ray
+    except ImportError as error:
+        raise ImportError(f"gaia.parallel(engine='ray') needs Ray, which is not installed: {RAY_EXTRA}") from error
+    return ray
+
+
+def _connected(ray):
+    """``ray``, connected to a cluster: a new one on this machine unless ``ray.init`` was called."""
+    if not ray.is_initialized():
+        ray.init(include_dashboard=False)
+    return ray
+
+
+def ship(pipeline: pt.Transformer) -> Tuple[bytes, List[Ledger]]:
+    """``pipeline`` pickled for the workers, and the ledgers it holds (pickled as their numbers, not their records).
+
+    Raises TypeError naming the first stage that does not pickle.
+    """
+    from ray import cloudpickle
+
+    ledgers: Dict[int, Ledger] = {}   # id -> ledger, numbered in order of first appearance
+
+    class Shipper(cloudpickle.Pickler):
+        def persistent_id(self, obj):
+            if not isinstance(obj, Ledger):
+                return None
+            ledgers.setdefault(id(obj), obj)
+            return list(ledgers).index(id(obj))
+
+    buffer = io.BytesIO()
+    try:
+        Shipper(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(pipeline)
+    except Exception as error:
+        stage, reason = _unpicklable(pipeline) or (pipeline, error)
+        raise TypeError(f"gaia.parallel: cannot send the pipeline to Ray workers: stage {default_name(stage)} "
+                        f"does not pickle ({type(reason).__name__}: {reason}); open what it holds (a file, a "
+                        f"connection, a lock...) on first use, or leave it out in __getstate__") from error
+    return buffer.getvalue(), list(ledgers.values())
+
+
+def _unpicklable(node: pt.Transformer) -> Optional[Tuple[pt.Transformer, Exception]]:
+    """The innermost stage of ``node`` that does not pickle, and why; None if it all pickles."""
+    from ray import cloudpickle
+
+    for part in parts(node):
+        found = _unpicklable(part)
+        if found:
+            return found
+    try:
+        cloudpickle.dumps(node)
+    except Exception as error:
+        return node, error
+    return None
+
+
+class _Unshipper(pickle.Unpickler):
+    """Unpickles a shipped pipeline, giving each ledger it held a fresh in-memory one (kept in ``ledgers``)."""
+
+    def __init__(self, file, ledgers: Dict[int, Ledger]):
+        super().__init__(file)
+        self.ledgers = ledgers
+
+    def persistent_load(self, number):
+        return self.ledgers.setdefault(number, Ledger())
+
+
+def _note(error: BaseException, note: str) -> None:
+    """Add a note to ``error`` (shown under its traceback; Python 3.11+)."""
+    if hasattr(error, "add_note"):
+        error.add_note(note)
+
+
+def _pickles(value) -> bool:
+    try:
+        pickle.dumps(value)
+    except Exception:
+        return False
+    return True
