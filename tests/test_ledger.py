@@ -111,15 +111,15 @@ def test_cli_report_fits_100_columns_with_units_and_groups_by_system(tmp_path, c
     assert system.split()[-10:-8] == ["2", "4"]                        # 2 calls serving 4 queries
 
 
-def test_cli_report_on_a_missing_or_bad_file_says_so_and_exits_1(tmp_path, capsys):
-    assert gaia_cli(["report", str(tmp_path / "missing.jsonl")]) == 1
+def test_cli_report_on_a_missing_or_bad_file_says_so_and_exits_2(tmp_path, capsys):
+    assert gaia_cli(["report", str(tmp_path / "missing.jsonl")]) == 2
     assert "gaia report: cannot read" in capsys.readouterr().err
     (tmp_path / "notes.txt").write_text("not a ledger\n")
-    assert gaia_cli(["report", str(tmp_path / "notes.txt")]) == 1
+    assert gaia_cli(["report", str(tmp_path / "notes.txt")]) == 2
     err = capsys.readouterr().err
     assert "skipped 1 line(s)" in err and "notes.txt holds no ledger records" in err
     (tmp_path / "empty.jsonl").write_text("")
-    assert gaia_cli(["report", str(tmp_path / "empty.jsonl")]) == 1
+    assert gaia_cli(["report", str(tmp_path / "empty.jsonl")]) == 2
     assert "(the file is empty)" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         gaia_cli(["report", "--help"])
