@@ -105,3 +105,11 @@ def test_importing_the_pareto_module_leaves_gaia_pareto_the_function():
     """This file imports pyterrier_gaia.pareto (as gaia report does), which sets the package's attribute."""
     import sys
     assert gaia.pareto is sys.modules["pyterrier_gaia.pareto"].pareto and gaia.pareto(RESULTS).knee == "BM25 >> MiniLM int8"
+
+
+def test_a_systems_energy_per_query_counts_its_queries_once(run):
+    """Two stages of one system each serve the same two queries: J/q is their energy over 2, not 4."""
+    records = run.to_frame()
+    fused = records[records["stage"].isin(["fused / LuceneBM25", "fused / rerank"])]
+    row = run.summary(by="system").loc["fused"]
+    assert row["queries"] == 2 and row["J/q"] == pytest.approx(fused["joules"].sum() / 2)
