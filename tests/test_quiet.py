@@ -62,3 +62,20 @@ def test_lucene_advice_through_java_logging_shows_from_info_on(capfd):
         assert "gaia probe at INFO" in capfd.readouterr().err
     finally:
         java.set_lucene_log_level(os.environ.get("GAIA_LUCENE_LOG", "WARN"))
+
+
+def test_progress_bars_follow_pyterriers_verbose_convention(capsys, minilm, slice_candidates, vaswani):
+    """As in PyTerrier, work shows a bar (pt.tqdm or tqdm) only when asked with verbose=True."""
+    import pyterrier as pt
+
+    candidates = slice_candidates[slice_candidates["qid"] == slice_candidates["qid"].iloc[0]].head(10)
+    minilm.reranker()(candidates)
+    assert "encode" not in capsys.readouterr().err
+    minilm.reranker(verbose=True)(candidates)
+    assert "BiEncoder encode" in capsys.readouterr().err
+    run = pt.Transformer.from_df(candidates)
+    topics, qrels = vaswani.get_topics().head(1), vaswani.get_qrels()
+    gaia.Experiment([run], topics, qrels, [pt.measures.P @ 5], names=["BM25"])
+    assert "pt.Experiment" not in capsys.readouterr().err
+    gaia.Experiment([run], topics, qrels, [pt.measures.P @ 5], names=["BM25"], verbose=True)
+    assert "pt.Experiment" in capsys.readouterr().err
