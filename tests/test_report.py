@@ -87,6 +87,10 @@ def test_report_files_it_cannot_use_are_one_line_and_exit_status_2(run, tmp_path
     assert gaia_cli(["report", str(run.path), *plot, "--results", str(tmp_path / "other.csv")]) == 2
     assert "has no column 'J/q', 'nDCG@10' (its columns: name, MAP)" in capsys.readouterr().err
     assert not (tmp_path / "out.png").exists()
+    indexing = gaia.Ledger(tmp_path / "index.jsonl")   # records that served no query: nothing per query
+    indexing.append({**run.records[1], "queries": 0})
+    assert gaia_cli(["report", str(indexing.path), *plot]) == 2
+    assert capsys.readouterr().err.startswith("gaia report: energy figure: no stage of the ledger has an energy")
     with pytest.raises(SystemExit) as exit:
         gaia_cli(["report", str(run.path), "--results", str(tmp_path / "other.csv")])
     assert exit.value.code == 2 and "give --plot OUT.png too" in capsys.readouterr().err

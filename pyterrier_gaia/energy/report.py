@@ -108,7 +108,7 @@ def draw_energy(axes, ledger: Ledger, by: str = "stage") -> List[str]:
     joules = table["J/q"].to_numpy(dtype=float)
     shown = [(name, value) for name, value in zip(table.index, joules) if math.isfinite(value) and value > 0]
     if not shown:
-        raise ValueError(f"gaia report: no {by} of the ledger has an energy per query to plot "
+        raise ValueError(f"energy figure: no {by} of the ledger has an energy per query to plot "
                          "(no record served queries, or none has joules)")
     names = [_middle_cut(str(name), 40) for name, _ in shown][::-1]
     values = [value for _, value in shown][::-1]
