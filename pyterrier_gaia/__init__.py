@@ -8,7 +8,9 @@ Every public name is imported lazily on first use, so ``import pyterrier_gaia`` 
 fast and imports none of torch, transformers or pyserini (PyTerrier also loads this
 module through its ``pyterrier.modules`` entry point, making it reachable as ``pt.gaia``).
 """
+import sys
 from importlib import import_module
+from types import ModuleType
 
 __version__ = "0.1.0"
 
@@ -56,3 +58,17 @@ def __getattr__(name):
 
 def __dir__():
     return __all__
+
+
+class _Package(ModuleType):
+    """This package, where importing the submodule ``pyterrier_gaia.pareto`` (which Python then sets as
+    the package's attribute ``pareto``) leaves ``gaia.pareto`` the function of the public API."""
+
+    def __setattr__(self, name, value):
+        module_name, _, attribute = _API.get(name, "").partition(":")
+        if attribute and isinstance(value, ModuleType) and value.__name__ == module_name:
+            value = getattr(value, attribute)
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

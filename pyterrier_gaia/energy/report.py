@@ -1,11 +1,12 @@
-"""A ledger as a table for people: one row per stage or per system, in a given width, with SI units.
+"""A ledger for people: a table of one row per stage or per system, in a given width, with SI units,
+and a bar chart of the energy per query of each row.
 
 Values carry their own unit prefix (``812 mJ``, ``107 µg``, ``32.1 ms``) rather than one exponent per
 column, so figures that span orders of magnitude stay readable.
 """
 import math
 import textwrap
-from typing import Callable, List, Tuple
+from typing import Callable, Iterable, List, Tuple
 
 from .ledger import Ledger
 
@@ -21,6 +22,31 @@ def with_unit(value, unit: str) -> str:
         return f"0 {unit}"
     factor, prefix = next(((f, p) for f, p in _PREFIXES if abs(value) >= f * 0.9995), _PREFIXES[-1])
     return f"{value / factor:.3g} {prefix}{unit}"
+
+
+#: how each sensing method gets its joules, as a figure's caption says it
+_METHODS = {"rapl": "RAPL counters (CPU package and DRAM)", "nvml": "NVML counters (GPU)",
+            "model": "modelled from CPU time: no RAPL or NVML counter was read"}
+
+
+def methods_of(column) -> List[str]:
+    """The sensing methods named in a column of method cells (``"rapl"``, ``"model,rapl"`` ...), sorted."""
+    return sorted({m for cell in column if isinstance(cell, str) for m in cell.split(",") if m})
+
+
+def method_caption(methods: Iterable[str]) -> str:
+    """One line naming how the energy figures were obtained: "Energy: model (modelled from CPU time...)"."""
+    methods = sorted(set(methods))
+    if not methods:
+        return "Energy: sensing method unknown"
+    described = "; ".join(f"{m} ({_METHODS[m]})" if m in _METHODS else m for m in methods)
+    return f"Energy: {described}" + ("; the methods differ between rows" if len(methods) > 1 else "")
+
+
+def with_wh(joules: float) -> str:
+    """An amount of energy in J and, from 1 J on, also in Wh: "12.3 kJ = 3.42 Wh"."""
+    text = with_unit(joules, "J")
+    return text + f" = {with_unit(joules / 3600, 'Wh')}" if joules is not None and abs(joules) >= 1 else text
 
 
 def _middle_cut(text: str, width: int) -> str:
@@ -39,7 +65,7 @@ def format_report(ledger: Ledger, by: str = "stage", width: int = 100, title: st
     short windows only when there are some.
     """
     table = ledger.summary(by=by)
-    methods = sorted({m for cell in table["method"] for m in cell.split(",") if m})
+    methods = methods_of(table["method"])
     columns: List[Tuple[str, Callable]] = [
         ("calls", lambda row: f"{row['calls']:d}"),
         ("queries", lambda row: f"{row['queries']:d}"),
@@ -64,8 +90,41 @@ def format_report(ledger: Ledger, by: str = "stage", width: int = 100, title: st
 
     modelled = " (modelled: no RAPL or NVML counter was read)" if methods == ["model"] else ""
     heading = f"{title}: {len(ledger)} records, {len(table)} {by}s; method {', '.join(methods) or 'unknown'}{modelled}"
+    records = ledger.to_frame()
+    total = (f"Total: {with_wh(records['joules'].sum())}, {with_unit(records['gco2e'].sum(), 'g')} CO2e"
+             f"{' (modelled)' if modelled else ''}.")
     note = "Per query: a row's totals over the queries its calls served."
     if by == "system":
         note += " Start-up rows (one-off work such as loading a model) are in no system's figures."
     rows = [line(by, [header for header, _ in columns])] + [line(name, values) for name, values in zip(names, cells)]
-    return "\n".join([textwrap.fill(heading, width), *rows, textwrap.fill(note, width)])
+    return "\n".join([textwrap.fill(heading, width), *rows, textwrap.fill(f"{total} {note}", width)])
+
+
+def draw_energy(axes, ledger: Ledger, by: str = "stage") -> List[str]:
+    """Draw the energy per query of each row of ``ledger.summary(by=by)`` as horizontal bars on
+    ``axes`` (start-up records' rows hatched; a log scale when they span more than two orders of magnitude).
+    Returns the sensing methods of the rows, for the figure's caption."""
+    table = ledger.summary(by=by)
+    joules = table["J/q"].to_numpy(dtype=float)
+    shown = [(name, value) for name, value in zip(table.index, joules) if math.isfinite(value) and value > 0]
+    if not shown:
+        raise ValueError(f"energy figure: no {by} of the ledger has an energy per query to plot "
+                         "(no record served queries, or none has joules)")
+    names = [_middle_cut(str(name), 40) for name, _ in shown][::-1]
+    values = [value for _, value in shown][::-1]
+    scale, prefix = next(((f, p) for f, p in _PREFIXES if max(values) >= f * 0.9995), _PREFIXES[-1])
+    records = ledger.to_frame()
+    startup = set(records.loc[records["startup"].fillna(False).astype(bool), "stage"])
+    bars = axes.barh(names, [value / scale for value in values], color="tab:green")
+    for bar, (name, _) in zip(bars, shown[::-1]):
+        if name in startup:
+            bar.set_hatch("//")
+            bar.set_alpha(0.5)
+    axes.bar_label(bars, labels=[with_unit(value, "J") for value in values], fontsize=7, padding=2)
+    if max(values) > 100 * min(values):
+        axes.set_xscale("log")
+    axes.margins(x=0.15)
+    axes.set_xlabel(f"energy per query ({prefix}J)")
+    axes.tick_params(axis="y", labelsize=7)
+    axes.set_title(f"Energy per query, by {by}", fontsize=10)
+    return methods_of(table["method"])

@@ -20,7 +20,10 @@ ending it without running ``finally`` blocks.
 Quiet by default: Lucene's log4j root level is set to ``$GAIA_LUCENE_LOG`` (default ``WARN``; ``INFO``
 brings back Anserini's per-index messages), and on Java >= 23, whose Lucene build still calls
 ``sun.misc.Unsafe``, the JVM is started with ``--sun-misc-unsafe-memory-access=allow`` so that it does
-not print a deprecation warning to stderr.
+not print a deprecation warning to stderr. Lucene itself logs through java.util.logging only to give
+performance advice about the JVM (on Java >= 22: "To make full use of MMapDirectory, please update
+Apache Lucene"; the vector module): those notices, which nothing here can act on, show from
+``GAIA_LUCENE_LOG=INFO`` on (``WARN`` and ``ERROR`` keep only Lucene's SEVERE messages).
 """
 import os
 import re
@@ -145,11 +148,24 @@ def start_pyserini():
     _started = True
 
 
+#: the java.util.logging level given to Lucene's loggers for each log4j level: WARN and ERROR keep
+#: Lucene's SEVERE messages only, since its JUL warnings are advice about the JVM, not about the index
+_LUCENE_JUL_LEVELS = {"OFF": "OFF", "FATAL": "SEVERE", "ERROR": "SEVERE", "WARN": "SEVERE", "INFO": "INFO",
+                      "DEBUG": "FINE", "TRACE": "FINEST", "ALL": "ALL"}
+#: java.util.logging keeps loggers through weak references: this one holds the level set on it
+_lucene_jul_logger = None
+
+
 def set_lucene_log_level(level: str):
-    """Set the root level of the JVM's log4j (``"INFO"``, ``"WARN"``, ``"ERROR"`` ...)."""
+    """Set the root level of the JVM's log4j (``"INFO"``, ``"WARN"``, ``"ERROR"`` ...), and the matching
+    java.util.logging level of Lucene's own loggers (``org.apache.lucene``)."""
+    global _lucene_jul_logger
     from jnius import autoclass
     levels = autoclass("org.apache.logging.log4j.Level")
     chosen = levels.toLevel(str(level).upper(), None)
     if chosen is None:
         raise ValueError(f"GAIA_LUCENE_LOG={level!r}; expected a log4j level such as INFO, WARN or ERROR")
     autoclass("org.apache.logging.log4j.core.config.Configurator").setRootLevel(chosen)
+    jul_level = autoclass("java.util.logging.Level").parse(_LUCENE_JUL_LEVELS[chosen.name()])
+    _lucene_jul_logger = autoclass("java.util.logging.Logger").getLogger("org.apache.lucene")
+    _lucene_jul_logger.setLevel(jul_level)
