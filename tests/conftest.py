@@ -54,3 +54,10 @@ def words(vaswani):
     docs = islice(vaswani.get_corpus_iter(), 2000)
     counts = Counter(w for d in docs for w in re.findall(r"[a-z]+", d["text"].lower()))
     return [w for w, _ in counts.most_common(500)]
+
+
+@pytest.fixture(scope="session")
+def gaia_cache(tmp_path_factory):
+    """An empty gaia cache folder for the session ($GAIA_CACHE for the code of the docs and examples):
+    the bundled cross-encoder is converted into it once, and no user cache is read."""
+    return tmp_path_factory.mktemp("gaia_cache")
