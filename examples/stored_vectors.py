@@ -43,7 +43,7 @@ systems = {
     f"BM25 % {args.depth} >> MiniLM, stored vectors": candidates >> vec.reranker(),
     f"BM25 % {args.depth} >> MiniLM fused α=0.3, stored vectors": candidates >> vec.reranker(interpolate=0.3),
     "MiniLM dense retrieval, stored vectors": vec.retriever(num_results=1000),
-    "MiniLM dense retrieval, int8 codes, top 100 rescored": vec.retriever(1000, quantized="int8", rescore=100),
+    "MiniLM dense retrieval top 100, int8 codes, best 200 rescored": vec.retriever(100, quantized="int8", rescore=200),
 }
 results = gaia.Experiment(systems, topics, ds.get_qrels(), [pt.measures.nDCG @ 10, pt.measures.AP, "mrt"],
                           ledger=ledger)
