@@ -4,10 +4,10 @@ Every stage of every system is metered (as by :func:`gaia.meter`) and PyTerrier 
 experiment as usual; a system's energy is that of the records of its own stages. Each system is
 first run once on one topic, metered as its own start-up record, so that no system is charged the
 one-off start of a JVM or the loading of a model. When PyTerrier shares a prefix between systems
-(``precompute_prefix=True``, or ``plan="tree"``), the prefix's stages are one metered object that
-runs once; each system that uses it is charged its energy once, as PyTerrier charges its time to
-each system's ``mrt``. With ``save_dir``, each system's records are saved beside its run, and read
-back when ``save_mode="reuse"`` reuses the run.
+(``plan="tree"``; also PyTerrier's deprecated ``precompute_prefix=True``), the prefix's stages are
+one metered object that runs once; each system that uses it is charged its energy once, as
+PyTerrier charges its time to each system's ``mrt``. With ``save_dir``, each system's records are
+saved beside its run, and read back when ``save_mode="reuse"`` reuses the run.
 """
 import os
 import warnings
@@ -34,7 +34,7 @@ def Experiment(retr_systems, topics, qrels, eval_metrics, names: Optional[Sequen
     """``pt.Experiment`` plus, per system, ``J/q``, ``gCO2e/q`` and ``method`` measured during its own run.
 
     Takes every argument of ``pt.Experiment`` (``perquery``, ``baseline``, ``correction``, ``batch_size``,
-    ``precompute_prefix``, ``plan``, ``highlight``, ``round``, ``save_dir``...), plus:
+    ``plan``, ``highlight``, ``round``, ``save_dir``...), plus:
 
     :param ledger: where the records of every metered stage go (a Ledger, a JSONL path, or None);
         stages are named "SYSTEM / STAGE" ("A & B / STAGE" for a prefix shared by systems A and B)

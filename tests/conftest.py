@@ -63,3 +63,10 @@ def ray_cluster():
     ray.init(num_cpus=2, include_dashboard=False)
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def gaia_cache(tmp_path_factory):
+    """An empty gaia cache folder for the session ($GAIA_CACHE for the code of the docs and examples):
+    the bundled cross-encoder is converted into it once, and no user cache is read."""
+    return tmp_path_factory.mktemp("gaia_cache")

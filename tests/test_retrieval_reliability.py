@@ -109,6 +109,18 @@ def test_only_an_index_is_overwritten(tmp_path):
     assert gaia.LuceneIndex(empty).index(_docs(1)).built()
 
 
+def test_a_relative_path_is_taken_from_pythons_working_directory(tmp_path, monkeypatch):
+    """Java resolves a relative path against the folder the JVM started in, which os.chdir (a notebook's
+    %cd, a test's tmp folder) does not move: the index must still be built and opened where Python says."""
+    gaia.LuceneIndex(tmp_path / "first").index(_docs(1)).bm25()  # the JVM is running, started elsewhere
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    gaia.LuceneIndex("idx").index(_docs(2))
+    assert (tmp_path / "work" / "idx" / "gaia-index.json").is_file()
+    run = gaia.LuceneIndex("idx").index(_docs(2)).bm25()(pd.DataFrame({"qid": ["1"], "query": ["green"]}))
+    assert sorted(run["docno"]) == ["d0", "d1"]
+
+
 def test_an_unfinished_older_index_needs_overwrite(tmp_path):
     index = gaia.LuceneIndex(tmp_path / "idx").index(_docs(2))
     (index.path / "gaia-index.json").unlink()  # as left by a version without the completion marker

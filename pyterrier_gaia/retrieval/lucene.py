@@ -35,7 +35,8 @@ class LuceneIndex:
     """
 
     def __init__(self, path, stopwords: Union[str, List[str], None] = None, stemmer: Optional[str] = None):
-        self.path = Path(path)
+        # absolute: Java resolves a relative path against the folder the JVM started in, not os.getcwd()
+        self.path = Path(path).absolute()
         self._asked = (stopwords, stemmer)
         self._asked_analyser()  # a bad choice fails here, not later
         self._texts: Optional[Dict[str, str]] = None
