@@ -6,8 +6,9 @@ first run once on one topic, metered as its own start-up record, so that no syst
 one-off start of a JVM or the loading of a model. When PyTerrier shares a prefix between systems
 (``precompute_prefix=True``, or ``plan="tree"``), the prefix's stages are one metered object that
 runs once; each system that uses it is charged its energy once, as PyTerrier charges its time to
-each system's ``mrt``. With ``save_dir``, each system's records are saved beside its run, and read
-back when ``save_mode="reuse"`` reuses the run.
+each system's ``mrt``. With ``save_dir``, each system's records are saved beside its run (with their
+ir_metadata), read back when ``save_mode="reuse"`` reuses the run, and PyTerrier's ``aggregated.csv``
+and ``perquery.csv`` gain the energy columns.
 """
 import os
 import warnings
@@ -47,8 +48,11 @@ def Experiment(retr_systems, topics, qrels, eval_metrics, names: Optional[Sequen
     Systems given as result frames ran before the experiment: their energy columns are NaN. An integer
     ``round`` applies to the measures only; round the energy columns with ``round={"J/q": 3, ...}``.
     Topics with a repeated qid are a ValueError (PyTerrier would merge their rankings).
-    With ``save_dir``, each system's records go to ``save_dir/NAME.ledger.jsonl``; a run reused
-    (``save_mode="reuse"``) is not run again, and its energy is read back from that file.
+    With ``save_dir``, each system's records go to ``save_dir/NAME.ledger.jsonl`` and their ir_metadata
+    (energy per stage, sensing method, accounting mode) to ``save_dir/NAME.ir_metadata.yml``; a run reused
+    (``save_mode="reuse"``) is not run again, and its energy is read back from that file. PyTerrier's
+    ``aggregated.csv`` gains the columns J/q, gCO2e/q and method, its ``perquery.csv`` the measures
+    J/q and gCO2e/q of queries measured one per call.
     """
     if isinstance(retr_systems, dict):
         names, systems = list(retr_systems), list(retr_systems.values())
@@ -96,6 +100,7 @@ def Experiment(retr_systems, topics, qrels, eval_metrics, names: Optional[Sequen
             if not isinstance(system, pd.DataFrame):
                 saved.store(name, ran)
         energy.append(_energy(records, served["qid"].nunique()))
+    saved.add_columns(names, energy)
     if perquery == "both":
         averages, per_query = result
         return type(result)(_add_averages(averages, names, energy, kwargs.get("round")),
@@ -135,8 +140,27 @@ class _SavedEnergy:
         return Path(self.folder) / f"{name}.ledger.jsonl"
 
     def store(self, name: str, ledger: Ledger) -> None:
+        """Save a system's records, and their ir_metadata beside them."""
         if self.folder is not None:
             ledger.to_jsonl(self.path(name))
+            ledger.to_ir_metadata(Path(self.folder) / f"{name}.ir_metadata.yml", tag=name,
+                                  metadata={"records": self.path(name).name})
+
+    def add_columns(self, names: Sequence[str], energy: List[dict]) -> None:
+        """Add each system's energy to the aggregated.csv and perquery.csv pt.Experiment wrote in save_dir."""
+        if self.folder is None:
+            return
+        aggregated, perquery = Path(self.folder) / "aggregated.csv", Path(self.folder) / "perquery.csv"
+        if aggregated.exists():
+            table = pd.read_csv(aggregated)
+            for name, figures in zip(names, energy):
+                for column in ENERGY_COLUMNS:
+                    table.loc[table["name"] == name, column] = figures[column]
+            table.to_csv(aggregated, index=False)
+        if perquery.exists():
+            table = pd.read_csv(perquery, dtype={"qid": str})
+            table = table[~(table["name"].isin(names) & table["measure"].isin(["J/q", "gCO2e/q"]))]
+            pd.concat([table, _per_query_rows(names, energy)], ignore_index=True).to_csv(perquery, index=False)
 
     def load(self, name: str) -> List[dict]:
         """The saved records of a reused system (a warning, and none, when there are none)."""
@@ -237,7 +261,12 @@ def _add_per_query(per_query, names, energy):
             for qid, (joules, grams) in e["by_qid"].items():
                 per_query.setdefault(sysid, {}).setdefault(qid, {}).update({"J/q": joules, "gCO2e/q": grams})
         return per_query
-    rows = [(names[sysid], qid, measure, value) for sysid, e in enumerate(energy)
-            for qid, totals in e["by_qid"].items() for measure, value in zip(("J/q", "gCO2e/q"), totals)]
-    extra = pd.DataFrame(rows, columns=["name", "qid", "measure", "value"])
+    extra = _per_query_rows(names, energy)
     return pd.concat([per_query, extra], ignore_index=True).sort_values(["name", "qid"], kind="stable")
+
+
+def _per_query_rows(names, energy) -> pd.DataFrame:
+    """Each query's J/q and gCO2e/q as rows of pt.Experiment's long per-query table (name, qid, measure, value)."""
+    rows = [(name, qid, measure, value) for name, e in zip(names, energy)
+            for qid, totals in e["by_qid"].items() for measure, value in zip(("J/q", "gCO2e/q"), totals)]
+    return pd.DataFrame(rows, columns=["name", "qid", "measure", "value"])

@@ -9,7 +9,6 @@ A file that can no longer be written never costs a stage its output: the records
 import csv
 import json
 import os
-import platform
 import threading
 import warnings
 from pathlib import Path
@@ -25,7 +24,7 @@ _SHOWN = 5
 
 
 class Ledger(LockedState):
-    """Records of metered calls: ``records``, :meth:`to_frame`, :meth:`summary`, CSV, JSONL and YAML exports.
+    """Records of metered calls: ``records``, :meth:`to_frame`, :meth:`summary`, CSV, JSONL and ir_metadata exports.
 
     >>> ledger = gaia.Ledger("run.jsonl")    # in memory, and appended to run.jsonl record by record
     >>> gaia.Ledger.load("run.jsonl").summary()
@@ -196,39 +195,17 @@ class Ledger(LockedState):
         flat = pd.json_normalize(self.records, sep=".")
         flat.to_csv(path, index=False, quoting=csv.QUOTE_MINIMAL)
 
-    def to_yaml(self, path: Union[str, os.PathLike, None] = None, tag: str = "pyterrier-gaia") -> str:
-        """An ir_metadata-style YAML document (platform, plus a ``resources`` section per stage); written to ``path`` if given.
-
-        ir_metadata (Breuer et al., SIGIR 2022) annotates run files with PRIMAD sections; energy is not
-        in its v0.1 schema, so it goes in an extra ``resources`` section. To annotate a run file,
-        prefix each line with ``# `` between ``# ir_metadata.start`` and ``# ir_metadata.end``.
+    def to_ir_metadata(self, path: Union[str, os.PathLike, None] = None, tag: Optional[str] = None,
+                       metadata: Optional[Mapping] = None) -> str:
+        """The ledger as ir_metadata YAML in tirex-tracker's layout (0.2-beta): platform, implementation,
+        resources (runtime, energy of cpu, ram and gpu), plus gaia's energy per stage, sensing method and
+        accounting mode (see :mod:`pyterrier_gaia.energy.ir_metadata`); written to ``path`` if given.
+        ``tag`` and ``metadata`` go to its ``metadata`` section.
         """
-        import yaml
+        from .ir_metadata import ir_metadata, write_ir_metadata
 
-        records = self.records
-        constants = next((record.get("constants") for record in records if record.get("constants")), {}) or {}
-        summary = self.summary()
-        stages = {}
-        for stage, row in summary.iterrows():
-            stages[str(stage)] = {key: _plain(value) for key, value in row.items()}
-        document = {
-            "schema-version": 0.1,
-            "tag": tag,
-            "platform": _platform(constants),
-            "resources": {
-                "energy": {
-                    "methods": sorted({record.get("method") for record in records if record.get("method")}),
-                    "joules": float(sum(record.get("joules") or 0 for record in records)),
-                    "gco2e": float(sum(record.get("gco2e") or 0 for record in records)),
-                    "constants": constants,
-                    "stages": stages,
-                },
-            },
-        }
-        text = yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
-        if path is not None:
-            Path(path).write_text(text, encoding="utf-8")
-        return text
+        extra = {**({"tag": tag} if tag is not None else {}), **(metadata or {})}
+        return write_ir_metadata(ir_metadata(self.records, self.summary(), extra), path)
 
 
 def read_jsonl(data: bytes) -> Tuple[List[dict], List[Tuple[int, str]]]:
@@ -254,24 +231,6 @@ def read_jsonl(data: bytes) -> Tuple[List[dict], List[Tuple[int, str]]]:
         else:
             records.append(record)
     return records, skipped
-
-
-def _platform(constants: dict) -> dict:
-    """ir_metadata's platform section for this machine (CPU model and logical CPUs from the power profile)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    libraries = []
-    for package in ("pyterrier-gaia", "python-terrier", "codecarbon", "torch", "transformers", "pyserini"):
-        try:
-            libraries.append(f"{package}=={version(package)}")
-        except PackageNotFoundError:
-            continue
-    model = constants.get("model") or {}
-    cpu = {"model": model.get("cpu_model") or platform.processor() or "unknown",
-           "architecture": platform.machine(), "number of cores": model.get("logical_cpus") or os.cpu_count()}
-    return {"hardware": {"cpu": cpu},
-            "operating system": {"kernel": f"{platform.system()} {platform.release()}"},
-            "software": {"libraries": {"python": libraries}}}
 
 
 def _plain(value):
