@@ -142,7 +142,7 @@ class Accountant:
 
     def _reset(self) -> None:
         self._open: List[_Window] = []
-        self._clocks: Dict[int, List] = {}        # thread -> [clock id, last reading, open windows]
+        self._clocks: Dict[int, List] = {}        # thread -> [clock id, last reading or None, open windows]
         self._counters: Dict[int, List] = {}      # id(sensor) -> [sensor, last reading, open windows]
         self._now = self._cpu = 0.0
         self._closed_at: Optional[float] = None
@@ -159,9 +159,10 @@ class Accountant:
                 self.machine.update(self._now, self._cpu)
             entry = self._clocks.get(thread)
             if entry is None:
-                self._clocks[thread] = [clock, time.clock_gettime(clock), 1]
+                self._clocks[thread] = [clock, None, 1]
             else:
                 entry[2] += 1
+            self._read_new_clocks()
             for sensor in counters:
                 entry = self._counters.get(id(sensor))
                 if entry is None:
@@ -181,7 +182,16 @@ class Accountant:
                 self._release(self._counters, id(sensor))
             if not self._open:
                 self._closed_at = self._now
+            elif len(self._clocks) == 1:                  # one thread left: its clock is not read until another opens
+                next(iter(self._clocks.values()))[1] = None
         return Usage(window.cpu_s, window.held_s, window.counted)
+
+    def _read_new_clocks(self) -> None:
+        """Per-thread clocks are read only while calls are open on several threads (one thread takes all)."""
+        if len(self._clocks) > 1:
+            for entry in self._clocks.values():
+                if entry[1] is None:
+                    entry[1] = time.clock_gettime(entry[0])
 
     @staticmethod
     def _release(entries: dict, key: int) -> None:
@@ -198,6 +208,9 @@ class Accountant:
             return
         own = {}
         for thread, entry in self._clocks.items():
+            if entry[1] is None:                           # the only thread with calls open
+                own[thread] = 0.0
+                continue
             reading = time.clock_gettime(entry[0])
             own[thread], entry[1] = reading - entry[1], reading
         threads_s = sum(own.values())
@@ -239,15 +252,17 @@ class Accounting:
         self._states = [None] * len(self.sensors)
 
     def open(self):
-        """Start a call: the sensors' states (``process``), or the call's window in the accountant."""
+        """Start a call: the sensors' states and the process CPU clock (``process``), or the call's window
+        in the accountant."""
         if self.mode == "process":
-            return [sensor.begin() for sensor in self.sensors]
+            return [sensor.begin() for sensor in self.sensors], time.process_time()
         return ACCOUNTANT.open(self._counters, self.mode == "machine-share")
 
-    def close(self, opened, wall_s: float, cpu_s: float) -> Tuple[Dict[str, float], bool, float]:
-        """End a call: (joules by component, short window, CPU seconds charged)."""
+    def close(self, opened, wall_s: float) -> Tuple[Dict[str, float], bool, float]:
+        """End a call of ``wall_s`` seconds: (joules by component, short window, CPU seconds charged)."""
         if self.mode == "process":
-            states, usage = opened, Usage(cpu_s, wall_s)
+            states, started = opened
+            usage = Usage(time.process_time() - started, wall_s)
         else:
             usage = ACCOUNTANT.close(opened)
             states = self._states

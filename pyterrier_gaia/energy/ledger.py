@@ -2,8 +2,9 @@
 
 One record per metered call (a :class:`~pyterrier_gaia.energy.record.Record`, kept as its dict: the
 keys of :data:`RECORD_KEYS`). With a path, each record is appended to the file as one JSON line, in a
-single ``write`` to a file opened for appending, as soon as it is measured: a crash loses nothing
-already recorded, and several threads or processes can share one file without interleaving lines.
+single ``write`` to a file kept open for appending, as soon as it is measured (before the metered call
+returns): a crash loses nothing already recorded, and several threads or processes can share one file
+without interleaving lines.
 A file that can no longer be written never costs a stage its output: the records stay in memory.
 """
 import csv
@@ -42,6 +43,8 @@ class Ledger(LockedState):
         self._parents: List["Ledger"] = []
         self._lock = threading.Lock()
         self._write_error: Optional[str] = None
+        self._descriptor: Optional[int] = None
+        self._encoded: dict = {}                      # id(constants) -> (constants, their JSON): encoded once
         if self.path is not None:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -82,20 +85,55 @@ class Ledger(LockedState):
 
     def _write(self, record: dict) -> None:
         """Append one JSON line; on failure, warn once and keep records in memory from now on."""
-        line = (json.dumps(record, default=_plain) + "\n").encode("utf-8")
+        line = (self._json(record) + "\n").encode("utf-8")
         try:
-            descriptor = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            try:
-                written = os.write(descriptor, line)
-            finally:
-                os.close(descriptor)
+            descriptor = self._open()
+            written = os.write(descriptor, line)
             if written != len(line):
                 raise OSError(f"wrote {written} of {len(line)} bytes (disk full?)")
         except OSError as error:
             self._write_error = str(error)
+            self._close()
             warnings.warn(f"gaia.Ledger: cannot append to {self.path} any more ({error}); record "
                           f"{len(self._records)} and the next ones are kept in memory only "
                           f"(ledger.records); save them with ledger.to_jsonl(path)", RuntimeWarning, stacklevel=5)
+
+    def _open(self) -> int:
+        """The file, opened for appending once and kept open; opened again (created) if it was deleted."""
+        if self._descriptor is not None and os.fstat(self._descriptor).st_nlink == 0:
+            self._close()
+        if self._descriptor is None:
+            self._descriptor = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        return self._descriptor
+
+    def _close(self) -> None:
+        if self._descriptor is not None:
+            descriptor, self._descriptor = self._descriptor, None
+            os.close(descriptor)
+
+    def _json(self, record: dict) -> str:
+        """The record's JSON line, its ``constants`` (the same dict for every call of a stage) encoded once."""
+        constants = record.get("constants")
+        if not constants:
+            return json.dumps(record, default=_plain)
+        cached = self._encoded.get(id(constants))
+        if cached is None or cached[0] is not constants:
+            if len(self._encoded) > 64:
+                self._encoded.clear()
+            cached = self._encoded[id(constants)] = constants, json.dumps(constants, default=_plain)
+        text = json.dumps({**record, "constants": 0}, default=_plain)
+        return text.replace('"constants": 0', '"constants": ' + cached[1], 1)   # a key: quotes in values are escaped
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state["_descriptor"] = None                   # a copy opens the file for itself
+        return state
+
+    def __del__(self):
+        try:
+            self._close()
+        except (AttributeError, OSError):
+            pass
 
     def branch(self) -> "Ledger":
         """A new in-memory ledger whose records are also appended to this one (to attribute a part's records)."""

@@ -18,6 +18,7 @@ shared by many metered stages.
 """
 import os
 import threading
+import time
 from functools import lru_cache
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -82,17 +83,28 @@ class CpuPowerModel(Sensor):
 _PAGE_BYTES = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
+#: how long a reading of the resident set size is reused (its read costs some 10 µs a call)
+RSS_MAX_AGE_S = 0.05
+_rss = [float("-inf"), 0.0]                          # perf_counter of the last reading, GiB
+
+
 def resident_gib() -> float:
-    """This process's resident set size in GiB (/proc/self/statm, else psutil)."""
+    """This process's resident set size in GiB (/proc/self/statm, else psutil), read at most every
+    :data:`RSS_MAX_AGE_S` seconds."""
+    now = time.perf_counter()
+    if now - _rss[0] < RSS_MAX_AGE_S:
+        return _rss[1]
     try:
         descriptor = os.open("/proc/self/statm", os.O_RDONLY)
         try:
-            return int(os.read(descriptor, 128).split()[1]) * _PAGE_BYTES / 2 ** 30
+            gib = int(os.read(descriptor, 128).split()[1]) * _PAGE_BYTES / 2 ** 30
         finally:
             os.close(descriptor)
     except OSError:
         import psutil
-        return psutil.Process().memory_info().rss / 2 ** 30
+        gib = psutil.Process().memory_info().rss / 2 ** 30
+    _rss[:] = now, gib
+    return gib
 
 
 class RaplSensor(LockedState, Sensor):
