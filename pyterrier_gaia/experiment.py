@@ -12,6 +12,7 @@ and ``perquery.csv`` gain the energy columns.
 """
 import os
 import warnings
+from functools import partial
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -29,7 +30,7 @@ ENERGY_COLUMNS = ("J/q", "gCO2e/q", "method")
 
 
 def Experiment(retr_systems, topics, qrels, eval_metrics, names: Optional[Sequence[str]] = None, *,
-               ledger=None, sensors="auto", carbon=None, warmup: bool = True, **kwargs):
+               ledger=None, sensors="auto", carbon=None, warmup: bool = True, accounting: str = "auto", **kwargs):
     """``pt.Experiment`` plus, per system, ``J/q``, ``gCO2e/q`` and ``method`` measured during its own run.
 
     Takes every argument of ``pt.Experiment`` (``perquery``, ``baseline``, ``correction``, ``batch_size``,
@@ -39,6 +40,7 @@ def Experiment(retr_systems, topics, qrels, eval_metrics, names: Optional[Sequen
         stages are named "SYSTEM / STAGE" ("A & B / STAGE" for a prefix shared by systems A and B)
     :param sensors: as for :class:`gaia.Metered`
     :param carbon: as for :class:`gaia.Metered`
+    :param accounting: as for :class:`gaia.Metered` (which share of the process and the machine a call is charged)
     :param warmup: run each system once on the first topic before the experiment, recorded as
         "SYSTEM / start-up" (marked ``startup``) and left out of its J/q, so that one-off start-up
         costs (JVM, model loading) do not fall on whichever system runs first
@@ -82,12 +84,14 @@ def Experiment(retr_systems, topics, qrels, eval_metrics, names: Optional[Sequen
     saved = _SavedEnergy(kwargs, names)
 
     ledger, sensors, carbon = Ledger.coerce(ledger), resolve_sensors(sensors), Grid.coerce(carbon)
-    metered, parts = _meter_systems(systems, names, sharing, ledger, sensors, carbon)
+    meter = partial(Metered, sensors=sensors, carbon=carbon, accounting=accounting)
+    metered, parts = _meter_systems(systems, names, sharing, ledger, meter)
     if warmup:
         for name, system in zip(names, systems):
             if not isinstance(system, pd.DataFrame) and not saved.reused(name):
-                Metered(system, f"{name} / start-up", sensors, ledger, carbon, startup=True)(served.head(1))
+                meter(system, f"{name} / start-up", ledger=ledger, startup=True)(served.head(1))
     pt_systems = dict(zip(names, metered)) if isinstance(retr_systems, dict) else metered
+    saved.set_energy_aside()
     result = pt.Experiment(pt_systems, topics, qrels, eval_metrics, names=names, **kwargs)
 
     energy = []
@@ -128,6 +132,7 @@ class _SavedEnergy:
     def __init__(self, kwargs: dict, names: Sequence[str]):
         self.folder = kwargs.get("save_dir")
         self._reused = set()
+        self._aside: Optional[pd.DataFrame] = None
         if self.folder is not None and kwargs.get("save_mode", "warn") == "reuse":
             extension = _run_extension(kwargs.get("save_format", "trec"))
             self._reused = {name for name in names if os.path.exists(os.path.join(self.folder, f"{name}.{extension}"))}
@@ -146,6 +151,17 @@ class _SavedEnergy:
             ledger.to_ir_metadata(Path(self.folder) / f"{name}.ir_metadata.yml", tag=name,
                                   metadata={"records": self.path(name).name})
 
+    def set_energy_aside(self) -> None:
+        """Take the energy columns out of an existing aggregated.csv while pt.Experiment updates it (it warns
+        when the file's columns are not its measures), to put them back in :meth:`add_columns`."""
+        aggregated = None if self.folder is None else Path(self.folder) / "aggregated.csv"
+        if aggregated is not None and aggregated.exists():
+            table = pd.read_csv(aggregated)
+            present = [column for column in ENERGY_COLUMNS if column in table.columns]
+            if present and "name" in table.columns:
+                self._aside = table[["name", *present]]
+                table.drop(columns=present).to_csv(aggregated, index=False)
+
     def add_columns(self, names: Sequence[str], energy: List[dict]) -> None:
         """Add each system's energy to the aggregated.csv and perquery.csv pt.Experiment wrote in save_dir."""
         if self.folder is None:
@@ -153,6 +169,8 @@ class _SavedEnergy:
         aggregated, perquery = Path(self.folder) / "aggregated.csv", Path(self.folder) / "perquery.csv"
         if aggregated.exists():
             table = pd.read_csv(aggregated)
+            if self._aside is not None:                  # systems of earlier experiments keep their energy
+                table = table.merge(self._aside[~self._aside["name"].isin(names)], on="name", how="left")
             for name, figures in zip(names, energy):
                 for column in ENERGY_COLUMNS:
                     table.loc[table["name"] == name, column] = figures[column]
@@ -178,8 +196,9 @@ def _run_extension(save_format) -> str:
     return "res.gz" if save_format == "trec" else "custom" if isinstance(save_format, tuple) else "mod"
 
 
-def _meter_systems(systems, names, sharing, ledger, sensors, carbon) -> Tuple[list, List[List[Ledger]]]:
-    """Metered copies of the systems, and for each system the ledgers of the parts it is charged for.
+def _meter_systems(systems, names, sharing, ledger, meter) -> Tuple[list, List[List[Ledger]]]:
+    """Metered copies of the systems (``meter(stage, name, ledger=...)`` meters one stage), and for each
+    system the ledgers of the parts it is charged for.
 
     Parts are the positions of a system's ``>>`` chain. Equal positions are one metered object (and one
     ledger) only where PyTerrier will run them once: the prefix common to all systems (``"all"``), or
@@ -212,7 +231,7 @@ def _meter_systems(systems, names, sharing, ledger, sensors, carbon) -> Tuple[li
                 label = " & ".join(dict.fromkeys(names[owner] for owner in owners[k]))
                 name = namers.setdefault(label, unique_names(f"{label} / "))
                 branch = ledger.branch()
-                built[k] = branch, rebuild(stage, lambda leaf: Metered(leaf, name(leaf), sensors, branch, carbon))
+                built[k] = branch, rebuild(stage, lambda leaf: meter(leaf, name(leaf), ledger=branch))
         own = [built[key(i, j)] for j in range(len(chain))]
         metered.append(own[0][1] if len(own) == 1 else Compose(*[stage for _, stage in own]))
         parts.append(list(dict.fromkeys(branch for branch, _ in own)))
