@@ -121,8 +121,8 @@ def main(argv=None):
         report(f"(b) one call per topic ({len(rows)} calls, alternated call by call)",
                interleaved(args.rounds, rows, bm25, metered))
     sensing = [r["sensing_s"] for r in metered.ledger.records]
-    print(f"sensing_s recorded by the meter: median {statistics.median(sensing) * 1e6:.1f} us over {len(sensing)} calls; "
-          f"accounting {metered.ledger.records[-1].get('accounting', 'process (before the key existed)')}")
+    print(f"sensing_s recorded by the meter: median {statistics.median(sensing) * 1e6:.1f} us over "
+          f"{len(sensing)} calls; accounting {metered.ledger.records[-1].get('accounting', 'process (before the key existed)')}")
     calls = 500 if args.quick else 2000
     with tempfile.TemporaryDirectory() as folder:
         cut = bm25 % 10

@@ -124,7 +124,7 @@ class MachineShare:
             self._process_s = self._process_s * decay + (cpu - self._cpu)
             self._machine_s = self._machine_s * decay + (busy - self._busy)
             if self._machine_s > 0:
-                self.estimate = min(1.0, self._process_s / self._machine_s)
+                self.estimate = min(1.0, max(0.0, self._process_s / self._machine_s))
         self._stamp, self._cpu, self._busy = now, cpu, busy
         return 1.0 if self.estimate is None else self.estimate
 
@@ -215,7 +215,8 @@ class Accountant:
             own[thread], entry[1] = reading - entry[1], reading
         threads_s = sum(own.values())
         rest = max(process_s - threads_s, 0.0)
-        charged = {thread: s + (rest * s / threads_s if threads_s > 0 else rest / len(own)) for thread, s in own.items()}
+        charged = {thread: s + (rest * s / threads_s if threads_s > 0 else rest / len(own))
+                   for thread, s in own.items()}
         whole = sum(charged.values())
         share = {thread: c / whole if whole > 0 else 1 / len(own) for thread, c in charged.items()}
         machine = self.machine.update(now, cpu) if any(window.machine for window in self._open) else 1.0
@@ -236,10 +237,18 @@ class Accountant:
                     counted[component] = counted.get(component, 0.0) + joules * weight
 
 
+    def after_fork(self) -> None:
+        """In a forked child: no call is open, the lock is free, and the machine share starts afresh
+        (a child's CPU clock starts from zero)."""
+        self._lock = threading.Lock()
+        self.machine = MachineShare(self.machine.path, self.machine.period_s, self.machine.memory_s)
+        self._reset()
+
+
 #: the bookkeeping of this process's open calls
 ACCOUNTANT = Accountant()
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=ACCOUNTANT._reset)
+    os.register_at_fork(after_in_child=ACCOUNTANT.after_fork)
 
 
 class Accounting:

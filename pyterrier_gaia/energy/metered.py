@@ -3,7 +3,8 @@
 A metered stage returns exactly what the stage returns; around each call it reads its sensors,
 the wall clock and the process CPU clock, opens an operation-count scope, and appends one record
 to its ledger. Its accounting mode (``accounting.py``) says which share of the process's and the
-machine's work a call is charged when calls overlap. A call that raises is recorded with its error, and the exception propagates unchanged.
+machine's work a call is charged when calls overlap. A call that raises is recorded with its error,
+and the exception propagates unchanged.
 """
 import time
 from collections import Counter

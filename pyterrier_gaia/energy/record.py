@@ -92,7 +92,8 @@ _CHECKS = (
     *((key, _optional(_number), "a number or null")
       for key in ("start", "wall_s", "cpu_s", "kwh", "gco2e", "water_l", "sensing_s")),
     *((key, _optional(_count), "a non-negative integer") for key in ("queries", "docs")),
-    *((key, _optional(lambda v: isinstance(v, str)), "text or null") for key in ("qid", "method", "accounting", "error")),
+    *((key, _optional(lambda v: isinstance(v, str)), "text or null")
+      for key in ("qid", "method", "accounting", "error")),
     *((key, _optional(_numbers_by_name), "an object of numbers") for key in ("joules_by", "counts")),
     ("constants", _optional(lambda v: isinstance(v, dict)), "an object"),
     *((key, _optional(lambda v: isinstance(v, bool)), "true or false") for key in ("short_window", "startup")),
