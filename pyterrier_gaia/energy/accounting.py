@@ -206,19 +206,10 @@ class Accountant:
         self._now, self._cpu = now, cpu
         if not self._open:
             return
-        own = {}
-        for thread, entry in self._clocks.items():
-            if entry[1] is None:                           # the only thread with calls open
-                own[thread] = 0.0
-                continue
-            reading = time.clock_gettime(entry[0])
-            own[thread], entry[1] = reading - entry[1], reading
-        threads_s = sum(own.values())
-        rest = max(process_s - threads_s, 0.0)
-        charged = {thread: s + (rest * s / threads_s if threads_s > 0 else rest / len(own))
-                   for thread, s in own.items()}
-        whole = sum(charged.values())
-        share = {thread: c / whole if whole > 0 else 1 / len(own) for thread, c in charged.items()}
+        if len(self._clocks) == 1:                         # one thread has calls open: it takes everything
+            charged, share = dict.fromkeys(self._clocks, process_s), dict.fromkeys(self._clocks, 1.0)
+        else:
+            charged, share = self._shares(process_s)
         machine = self.machine.update(now, cpu) if any(window.machine for window in self._open) else 1.0
         deltas = {}
         for key, entry in self._counters.items():
@@ -236,6 +227,18 @@ class Accountant:
                 for component, joules in delta.items():
                     counted[component] = counted.get(component, 0.0) + joules * weight
 
+    def _shares(self, process_s: float) -> Tuple[Dict[int, float], Dict[int, float]]:
+        """Each thread's CPU seconds (its own, plus the other threads' in proportion to it) and share."""
+        own = {}
+        for thread, entry in self._clocks.items():
+            reading = time.clock_gettime(entry[0])
+            own[thread], entry[1] = reading - entry[1], reading
+        threads_s = sum(own.values())
+        rest = max(process_s - threads_s, 0.0)
+        charged = {thread: s + (rest * s / threads_s if threads_s > 0 else rest / len(own))
+                   for thread, s in own.items()}
+        whole = sum(charged.values())
+        return charged, {thread: c / whole if whole > 0 else 1 / len(own) for thread, c in charged.items()}
 
     def after_fork(self) -> None:
         """In a forked child: no call is open, the lock is free, and the machine share starts afresh

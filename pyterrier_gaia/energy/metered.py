@@ -180,6 +180,8 @@ def distinct_qids(frame: pd.DataFrame) -> list:
         values = frame._get_column_array(frame.columns.get_loc("qid"))
     except (AttributeError, TypeError):                    # another pandas, or repeated "qid" columns
         values = frame["qid"].array
+    if len(values) == 1:
+        return [values[0]]
     if hasattr(values, "__arrow_array__"):                 # pyarrow-backed strings (pandas' default str)
         import pyarrow
         return pyarrow.array(values).unique().to_pylist()
