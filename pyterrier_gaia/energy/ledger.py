@@ -126,7 +126,7 @@ class Ledger(LockedState):
 
     def __getstate__(self):
         state = super().__getstate__()
-        state["_descriptor"] = None                   # a copy opens the file for itself
+        state["_descriptor"], state["_encoded"] = None, {}   # a copy opens the file for itself
         return state
 
     def __del__(self):
