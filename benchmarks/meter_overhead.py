@@ -2,17 +2,23 @@
 
 Prints, for BM25 (top 1000) over the 93 Vaswani topics:
 
-- the wall-time ratio metered / unmetered, median over rounds, for one call over all topics and for
+- the wall-time ratio metered / unmetered, median over rounds, for one call over all topics, for
   one call per topic (93 times more metered calls for the same work; alternated call by call), and
-  the same ratio of process CPU time, which other jobs on a shared machine disturb much less;
+  for ``gaia.meter(bm25 % 10)`` one topic a call (two metered stages a call, each query's records
+  in a JSONL ledger), and the same ratios of process CPU time, which other jobs on a shared machine
+  disturb much less;
 - the cost of one metered call in microseconds: a stage that does nothing, metered minus unmetered,
-  with an in-memory ledger and with a JSONL ledger, and the records' own ``sensing_s``;
+  on a one-row and a 1000-row frame, with an in-memory ledger and with a JSONL ledger, and the
+  records' own ``sensing_s``;
 - CodeCarbon's OfflineEmissionsTracker (process mode) started and stopped around each per-topic call
   on the same work, the reference a user would reach for today.
 
 Energy here is modelled (see docs/energy.md): no RAPL or NVML counter is readable on most VMs.
 
-    .venv/bin/python benchmarks/meter_overhead.py [--rounds 7]
+    .venv/bin/python benchmarks/meter_overhead.py [--rounds 7] [--no-codecarbon]
+
+It runs against main's API too (no new arguments), so one can alternate processes of two versions:
+``PYTHONPATH=OTHER_CHECKOUT python benchmarks/meter_overhead.py``.
 """
 import argparse
 import logging
@@ -80,12 +86,12 @@ def report(label: str, pairs) -> None:
           f"(min {min(cpus):.4f}, max {max(cpus):.4f}); {len(pairs)} rounds")
 
 
-def per_call_cost(calls: int, ledger):
-    """Microseconds (wall, CPU) a metered call adds to a stage that does nothing (one-row frame)."""
-    frame = pd.DataFrame({"qid": ["1"], "query": ["q"]})
+def per_call_cost(calls: int, ledger, rows: int = 1, rounds: int = 10):
+    """Microseconds (wall, CPU) a metered call adds to a stage that does nothing (a frame of ``rows`` rows, one qid)."""
+    frame = pd.DataFrame({"qid": ["1"] * rows, "docno": [str(i) for i in range(rows)], "score": [0.0] * rows})
     nothing = pt.apply.generic(lambda f: f)
     metered = gaia.Metered(nothing, ledger=ledger)
-    rounds = alternate(10, lambda: [nothing(frame) for _ in range(calls)], lambda: [metered(frame) for _ in range(calls)])
+    rounds = alternate(rounds, lambda: [nothing(frame) for _ in range(calls)], lambda: [metered(frame) for _ in range(calls)])
     return tuple(statistics.median((m[k] - p[k]) / calls * 1e6 for p, m in rounds) for k in (0, 1))
 
 
@@ -93,26 +99,46 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--num-results", type=int, default=1000)
+    parser.add_argument("--no-codecarbon", action="store_true", help="skip the CodeCarbon comparison")
+    parser.add_argument("--quick", type=int, default=0, metavar="N",
+                        help="only case (c) on the first N topics and the per-call costs (500 calls a round)")
     args = parser.parse_args(argv)
 
     bm25, topics = vaswani_bm25(args.num_results)
     metered = gaia.Metered(bm25, name="bm25")
     rows = [topics.iloc[[i]] for i in range(len(topics))]
+    warm = topics.head(args.quick) if args.quick else topics
     for _ in range(2):                                   # JVM and caches warm
-        bm25(topics)
-        metered(topics)
+        bm25(warm)
+        metered(warm)
     print(f"machine: {metered.sensors[0].constants()}; method {metered.ledger.records[0]['method']}")
     print(f"BM25 top {args.num_results}, {len(topics)} Vaswani topics")
     print(f"load average before: {os.getloadavg()}")
-    report("(a) one call over all topics", alternate(args.rounds, lambda: bm25(topics), lambda: metered(topics)))
-    report(f"(b) one call per topic ({len(rows)} calls, alternated call by call)",
-           interleaved(args.rounds, rows, bm25, metered))
+    if args.quick:
+        rows = rows[:args.quick]
+    else:
+        report("(a) one call over all topics", alternate(args.rounds, lambda: bm25(topics), lambda: metered(topics)))
+        report(f"(b) one call per topic ({len(rows)} calls, alternated call by call)",
+               interleaved(args.rounds, rows, bm25, metered))
     sensing = [r["sensing_s"] for r in metered.ledger.records]
-    print(f"sensing_s recorded by the meter: median {statistics.median(sensing) * 1e6:.1f} us over {len(sensing)} calls")
-    print("cost per metered call, in-memory ledger: %.1f us wall, %.1f us CPU" % per_call_cost(2000, gaia.Ledger()))
+    print(f"sensing_s recorded by the meter: median {statistics.median(sensing) * 1e6:.1f} us over "
+          f"{len(sensing)} calls; accounting {metered.ledger.records[-1].get('accounting', 'process (before the key existed)')}")
+    calls = 500 if args.quick else 2000
     with tempfile.TemporaryDirectory() as folder:
-        print("cost per metered call, JSONL ledger:     %.1f us wall, %.1f us CPU"
-              % per_call_cost(2000, Path(folder) / "run.jsonl"))
+        cut = bm25 % 10
+        piped = gaia.meter(cut, ledger=Path(folder) / "cut.jsonl")
+        for row in rows[:10]:
+            piped(row)
+        report(f"(c) gaia.meter(bm25 % 10), one call per topic ({len(rows)} calls, JSONL ledger)",
+               interleaved(args.rounds, rows, cut, piped))
+        for rows_ in (1, 1000):
+            print(f"cost per metered call, {rows_}-row frame, in-memory ledger: %.1f us wall, %.1f us CPU"
+                  % per_call_cost(calls, gaia.Ledger(), rows_, args.rounds))
+            print(f"cost per metered call, {rows_}-row frame, JSONL ledger:     %.1f us wall, %.1f us CPU"
+                  % per_call_cost(calls, Path(folder) / f"run{rows_}.jsonl", rows_, args.rounds))
+    if args.no_codecarbon or args.quick:
+        print(f"load average after: {os.getloadavg()}")
+        return
 
     from codecarbon import OfflineEmissionsTracker
     logging.getLogger("codecarbon").setLevel(logging.ERROR)

@@ -7,10 +7,12 @@ one-off start of a JVM or the loading of a model. When PyTerrier shares a prefix
 (``plan="tree"``; also PyTerrier's deprecated ``precompute_prefix=True``), the prefix's stages are
 one metered object that runs once; each system that uses it is charged its energy once, as
 PyTerrier charges its time to each system's ``mrt``. With ``save_dir``, each system's records are
-saved beside its run, and read back when ``save_mode="reuse"`` reuses the run.
+saved beside its run (with their ir_metadata), read back when ``save_mode="reuse"`` reuses the run,
+and PyTerrier's ``aggregated.csv`` and ``perquery.csv`` gain the energy columns.
 """
 import os
 import warnings
+from functools import partial
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -30,7 +32,7 @@ ENERGY_COLUMNS = ("J/q", "gCO2e/q", "method")
 
 def Experiment(retr_systems, topics, qrels, eval_metrics, names: Optional[Sequence[str]] = None, *,
                ledger=None, sensors="auto", carbon=None, warmup: bool = True, workers: Optional[int] = None,
-               **kwargs):
+               accounting: str = "auto", **kwargs):
     """``pt.Experiment`` plus, per system, ``J/q``, ``gCO2e/q`` and ``method`` measured during its own run.
 
     Takes every argument of ``pt.Experiment`` (``perquery``, ``baseline``, ``correction``, ``batch_size``,
@@ -40,6 +42,7 @@ def Experiment(retr_systems, topics, qrels, eval_metrics, names: Optional[Sequen
         stages are named "SYSTEM / STAGE" ("A & B / STAGE" for a prefix shared by systems A and B)
     :param sensors: as for :class:`gaia.Metered`
     :param carbon: as for :class:`gaia.Metered`
+    :param accounting: as for :class:`gaia.Metered` (which share of the process and the machine a call is charged)
     :param warmup: run each system once on the first topic before the experiment, recorded as
         "SYSTEM / start-up" (marked ``startup``) and left out of its J/q, so that one-off start-up
         costs (JVM, model loading) do not fall on whichever system runs first
@@ -52,8 +55,11 @@ def Experiment(retr_systems, topics, qrels, eval_metrics, names: Optional[Sequen
     Systems given as result frames ran before the experiment: their energy columns are NaN. An integer
     ``round`` applies to the measures only; round the energy columns with ``round={"J/q": 3, ...}``.
     Topics with a repeated qid are a ValueError (PyTerrier would merge their rankings).
-    With ``save_dir``, each system's records go to ``save_dir/NAME.ledger.jsonl``; a run reused
-    (``save_mode="reuse"``) is not run again, and its energy is read back from that file.
+    With ``save_dir``, each system's records go to ``save_dir/NAME.ledger.jsonl`` and their ir_metadata
+    (energy per stage, sensing method, accounting mode) to ``save_dir/NAME.ir_metadata.yml``; a run reused
+    (``save_mode="reuse"``) is not run again, and its energy is read back from that file. PyTerrier's
+    ``aggregated.csv`` gains the columns J/q, gCO2e/q and method, its ``perquery.csv`` the measures
+    J/q and gCO2e/q of queries measured one per call.
     """
     if isinstance(retr_systems, dict):
         names, systems = list(retr_systems), list(retr_systems.values())
@@ -85,7 +91,8 @@ def Experiment(retr_systems, topics, qrels, eval_metrics, names: Optional[Sequen
     saved = _SavedEnergy(kwargs, names)
 
     ledger, sensors, carbon = Ledger.coerce(ledger), resolve_sensors(sensors), Grid.coerce(carbon)
-    metered, parts = _meter_systems(systems, names, sharing, ledger, sensors, carbon)
+    meter = partial(Metered, sensors=sensors, carbon=carbon, accounting=accounting)
+    metered, parts = _meter_systems(systems, names, sharing, ledger, meter)
     if workers is not None:
         metered = [run if isinstance(run, pd.DataFrame) else parallel(run, workers) for run in metered]
     if warmup:
@@ -93,8 +100,9 @@ def Experiment(retr_systems, topics, qrels, eval_metrics, names: Optional[Sequen
             if isinstance(run, Parallel) and not saved.reused(name):
                 run.warmup(served.head(1))
             elif not isinstance(system, pd.DataFrame) and not saved.reused(name):
-                Metered(system, f"{name} / start-up", sensors, ledger, carbon, startup=True)(served.head(1))
+                meter(system, f"{name} / start-up", ledger=ledger, startup=True)(served.head(1))
     pt_systems = dict(zip(names, metered)) if isinstance(retr_systems, dict) else metered
+    saved.set_energy_aside()
     try:
         result = pt.Experiment(pt_systems, topics, qrels, eval_metrics, names=names, **kwargs)
     finally:
@@ -112,6 +120,7 @@ def Experiment(retr_systems, topics, qrels, eval_metrics, names: Optional[Sequen
             if not isinstance(system, pd.DataFrame):
                 saved.store(name, ran)
         energy.append(_energy(records, served["qid"].nunique()))
+    saved.add_columns(names, energy)
     if perquery == "both":
         averages, per_query = result
         return type(result)(_add_averages(averages, names, energy, kwargs.get("round")),
@@ -139,6 +148,7 @@ class _SavedEnergy:
     def __init__(self, kwargs: dict, names: Sequence[str]):
         self.folder = kwargs.get("save_dir")
         self._reused = set()
+        self._aside: Optional[pd.DataFrame] = None
         if self.folder is not None and kwargs.get("save_mode", "warn") == "reuse":
             extension = _run_extension(kwargs.get("save_format", "trec"))
             self._reused = {name for name in names if os.path.exists(os.path.join(self.folder, f"{name}.{extension}"))}
@@ -151,8 +161,40 @@ class _SavedEnergy:
         return Path(self.folder) / f"{name}.ledger.jsonl"
 
     def store(self, name: str, ledger: Ledger) -> None:
+        """Save a system's records, and their ir_metadata beside them."""
         if self.folder is not None:
             ledger.to_jsonl(self.path(name))
+            ledger.to_ir_metadata(Path(self.folder) / f"{name}.ir_metadata.yml", tag=name,
+                                  metadata={"records": self.path(name).name})
+
+    def set_energy_aside(self) -> None:
+        """Take the energy columns out of an existing aggregated.csv while pt.Experiment updates it (it warns
+        when the file's columns are not its measures), to put them back in :meth:`add_columns`."""
+        aggregated = None if self.folder is None else Path(self.folder) / "aggregated.csv"
+        if aggregated is not None and aggregated.exists():
+            table = pd.read_csv(aggregated)
+            present = [column for column in ENERGY_COLUMNS if column in table.columns]
+            if present and "name" in table.columns:
+                self._aside = table[["name", *present]]
+                table.drop(columns=present).to_csv(aggregated, index=False)
+
+    def add_columns(self, names: Sequence[str], energy: List[dict]) -> None:
+        """Add each system's energy to the aggregated.csv and perquery.csv pt.Experiment wrote in save_dir."""
+        if self.folder is None:
+            return
+        aggregated, perquery = Path(self.folder) / "aggregated.csv", Path(self.folder) / "perquery.csv"
+        if aggregated.exists():
+            table = pd.read_csv(aggregated)
+            if self._aside is not None:                  # systems of earlier experiments keep their energy
+                table = table.merge(self._aside[~self._aside["name"].isin(names)], on="name", how="left")
+            for name, figures in zip(names, energy):
+                for column in ENERGY_COLUMNS:
+                    table.loc[table["name"] == name, column] = figures[column]
+            table.to_csv(aggregated, index=False)
+        if perquery.exists():
+            table = pd.read_csv(perquery, dtype={"qid": str})
+            table = table[~(table["name"].isin(names) & table["measure"].isin(["J/q", "gCO2e/q"]))]
+            pd.concat([table, _per_query_rows(names, energy)], ignore_index=True).to_csv(perquery, index=False)
 
     def load(self, name: str) -> List[dict]:
         """The saved records of a reused system (a warning, and none, when there are none)."""
@@ -170,8 +212,9 @@ def _run_extension(save_format) -> str:
     return "res.gz" if save_format == "trec" else "custom" if isinstance(save_format, tuple) else "mod"
 
 
-def _meter_systems(systems, names, sharing, ledger, sensors, carbon) -> Tuple[list, List[List[Ledger]]]:
-    """Metered copies of the systems, and for each system the ledgers of the parts it is charged for.
+def _meter_systems(systems, names, sharing, ledger, meter) -> Tuple[list, List[List[Ledger]]]:
+    """Metered copies of the systems (``meter(stage, name, ledger=...)`` meters one stage), and for each
+    system the ledgers of the parts it is charged for.
 
     Parts are the positions of a system's ``>>`` chain. Equal positions are one metered object (and one
     ledger) only where PyTerrier will run them once: the prefix common to all systems (``"all"``), or
@@ -204,7 +247,7 @@ def _meter_systems(systems, names, sharing, ledger, sensors, carbon) -> Tuple[li
                 label = " & ".join(dict.fromkeys(names[owner] for owner in owners[k]))
                 name = namers.setdefault(label, unique_names(f"{label} / "))
                 branch = ledger.branch()
-                built[k] = branch, rebuild(stage, lambda leaf: Metered(leaf, name(leaf), sensors, branch, carbon))
+                built[k] = branch, rebuild(stage, lambda leaf: meter(leaf, name(leaf), ledger=branch))
         own = [built[key(i, j)] for j in range(len(chain))]
         metered.append(own[0][1] if len(own) == 1 else Compose(*[stage for _, stage in own]))
         parts.append(list(dict.fromkeys(branch for branch, _ in own)))
@@ -253,7 +296,12 @@ def _add_per_query(per_query, names, energy):
             for qid, (joules, grams) in e["by_qid"].items():
                 per_query.setdefault(sysid, {}).setdefault(qid, {}).update({"J/q": joules, "gCO2e/q": grams})
         return per_query
-    rows = [(names[sysid], qid, measure, value) for sysid, e in enumerate(energy)
-            for qid, totals in e["by_qid"].items() for measure, value in zip(("J/q", "gCO2e/q"), totals)]
-    extra = pd.DataFrame(rows, columns=["name", "qid", "measure", "value"])
+    extra = _per_query_rows(names, energy)
     return pd.concat([per_query, extra], ignore_index=True).sort_values(["name", "qid"], kind="stable")
+
+
+def _per_query_rows(names, energy) -> pd.DataFrame:
+    """Each query's J/q and gCO2e/q as rows of pt.Experiment's long per-query table (name, qid, measure, value)."""
+    rows = [(name, qid, measure, value) for name, e in zip(names, energy)
+            for qid, totals in e["by_qid"].items() for measure, value in zip(("J/q", "gCO2e/q"), totals)]
+    return pd.DataFrame(rows, columns=["name", "qid", "measure", "value"])

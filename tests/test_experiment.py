@@ -5,6 +5,7 @@ import warnings
 import pandas as pd
 import pyterrier as pt
 import pytest
+import yaml
 
 import pyterrier_gaia as gaia
 
@@ -68,12 +69,12 @@ def test_shared_prefix_runs_once_and_is_charged_once_to_each_system(setting, pla
         assert result.set_index("name").loc[name, "J/q"] == pytest.approx((prefix_j + own) / 10)
 
 
-def test_perquery_energy_per_query(setting):
+def test_perquery_energy_per_query(setting, tmp_path):
     bm25, topics, qrels = setting
     calls = []
     ledger = gaia.Ledger()
     averages, per_query = _run([bm25 % 10 >> _counting(calls, "r")], topics, qrels, MEASURES, names=["sys"],
-                               perquery="both", ledger=ledger)
+                               perquery="both", ledger=ledger, save_dir=str(tmp_path))
     assert calls[0] == ("r", ("1",))                                                         # start-up
     assert sorted(qids for _, qids in calls[1:]) == sorted((qid,) for qid in topics["qid"])   # one query per call
     energy = per_query[per_query.measure == "J/q"].set_index("qid")["value"]
@@ -82,6 +83,9 @@ def test_perquery_energy_per_query(setting):
         assert joules == pytest.approx(sum(r["joules"] for r in ledger.records if r["qid"] == qid and not r["startup"]))
     assert averages.loc[0, "J/q"] == pytest.approx(energy.mean())
     assert set(per_query.measure) == {"nDCG@10", "AP", "J/q", "gCO2e/q"}
+    saved = pd.read_csv(tmp_path / "perquery.csv", dtype={"qid": str})                 # pt.Experiment's file too
+    assert saved[saved.measure == "J/q"].set_index("qid")["value"].sort_index().tolist() == pytest.approx(
+        energy.sort_index().tolist())
     with pytest.raises(ValueError, match="batch_size=5"):
         _run([bm25], topics, qrels, MEASURES, perquery=True, batch_size=5)
 
@@ -151,16 +155,25 @@ def test_save_dir_keeps_each_systems_energy_and_reuse_reads_it_back(setting, tmp
     systems, names = [bm25, bm25 % 5], ["bm25", "cut"]
     first = _run(systems, topics, qrels, MEASURES, names=names, save_dir=str(tmp_path), save_mode="overwrite")
     assert (tmp_path / "bm25.res.gz").exists() and (tmp_path / "bm25.ledger.jsonl").exists()
+    saved = pd.read_csv(tmp_path / "aggregated.csv").set_index("name")   # pt.Experiment's file, plus energy
+    assert saved.loc[names, "J/q"].tolist() == pytest.approx(first["J/q"].tolist())
+    assert saved.loc[names, "method"].tolist() == first["method"].tolist()
+    metadata = yaml.safe_load((tmp_path / "cut.ir_metadata.yml").read_text())
+    energy = metadata["resources"]["energy"]
+    assert metadata["metadata"] == {"tag": "cut", "records": "cut.ledger.jsonl"}
+    assert energy["joules"] - energy["startup joules"] == pytest.approx(first.set_index("name").loc["cut", "J/q"] * 10)
+    assert energy["method"] == first["method"][1] and energy["accounting"] in ("threads", "machine-share")
     ledger = gaia.Ledger()
     again = _run(systems, topics, qrels, MEASURES, names=names, save_dir=str(tmp_path), save_mode="reuse",
                  ledger=ledger)
     assert len(ledger) == 0                                              # reused: nothing ran, nothing measured
     pd.testing.assert_frame_equal(again, first)
     (tmp_path / "cut.ledger.jsonl").unlink()                             # runs saved without their energy
-    with pytest.warns(UserWarning, match=r"system 'cut' was reused .* not run.*NaN"):
+    with pytest.warns(UserWarning, match=r"system 'cut' was reused .* not run.*NaN") as caught:
         result = gaia.Experiment(systems, topics, qrels, MEASURES, names=names, save_dir=str(tmp_path),
                                  save_mode="reuse")
     assert result["J/q"].isna().tolist() == [False, True]
+    assert not [w for w in caught if "measures differ" in str(w.message)]   # our columns do not upset PyTerrier
 
 
 def test_bad_systems_argument(setting):

@@ -222,16 +222,26 @@ def test_csv_and_ir_metadata_yaml_exports(tmp_path):
     assert len(table) == 3
     assert {"stage", "joules", "joules_by.cpu", "constants.carbon.pue"} <= set(table.columns)
     assert table["joules"].tolist() == pytest.approx([r["joules"] for r in ledger.records])
-    text = ledger.to_yaml(tmp_path / "run.yaml", tag="bm25-run")
-    document = yaml.safe_load((tmp_path / "run.yaml").read_text())
+    text = ledger.to_ir_metadata(tmp_path / "run.yml", tag="bm25-run", metadata={"dataset": "vaswani"})
+    document = yaml.safe_load((tmp_path / "run.yml").read_text())
     assert yaml.safe_load(text) == document
-    assert document["tag"] == "bm25-run"
+    assert document["schema version"] == "0.2"                          # tirex-tracker's ir_metadata 0.2-beta
+    assert document["metadata"] == {"tag": "bm25-run", "dataset": "vaswani"}
     assert document["platform"]["hardware"]["cpu"]["number of cores"] >= 1
     assert any(lib.startswith("python-terrier==") for lib in document["platform"]["software"]["libraries"]["python"])
-    energy = document["resources"]["energy"]
-    assert energy["joules"] == pytest.approx(sum(r["joules"] for r in ledger.records))
+    records, resources = ledger.records, document["resources"]
+    assert resources["runtime"]["wallclock"] == f"{sum(r['wall_s'] for r in records) * 1e3:.3f} ms"
+    cpu = sum(r["joules_by"]["cpu"] + r["joules_by"]["static"] for r in records)
+    assert float(resources["cpu"]["energy used process"].removesuffix(" J")) == pytest.approx(cpu, rel=1e-5)
+    assert float(resources["ram"]["energy used process"].removesuffix(" J")) == pytest.approx(
+        sum(r["joules_by"]["dram"] for r in records), rel=1e-5)
+    energy = resources["energy"]
+    assert (energy["method"], energy["modelled"], energy["accounting"]) == ("model", True, records[0]["accounting"])
+    assert energy["joules"] == pytest.approx(sum(r["joules"] for r in records))
     assert set(energy["stages"]) == {"fast", "slow"}
-    assert energy["stages"]["slow"]["J/q"] == pytest.approx(ledger.summary().loc["slow", "J/q"])
+    slow = energy["stages"]["slow"]
+    assert slow["J/q"] == pytest.approx(ledger.summary().loc["slow", "J/q"])
+    assert sum(slow["joules by component"].values()) == pytest.approx(slow["J"])
 
 
 def test_a_pickled_metered_stage_appends_to_the_same_file(tmp_path):

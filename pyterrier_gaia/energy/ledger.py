@@ -2,14 +2,14 @@
 
 One record per metered call (a :class:`~pyterrier_gaia.energy.record.Record`, kept as its dict: the
 keys of :data:`RECORD_KEYS`). With a path, each record is appended to the file as one JSON line, in a
-single ``write`` to a file opened for appending, as soon as it is measured: a crash loses nothing
-already recorded, and several threads or processes can share one file without interleaving lines.
+single ``write`` to a file kept open for appending, as soon as it is measured (before the metered call
+returns): a crash loses nothing already recorded, and several threads or processes can share one file
+without interleaving lines.
 A file that can no longer be written never costs a stage its output: the records stay in memory.
 """
 import csv
 import json
 import os
-import platform
 import threading
 import warnings
 from pathlib import Path
@@ -25,7 +25,7 @@ _SHOWN = 5
 
 
 class Ledger(LockedState):
-    """Records of metered calls: ``records``, :meth:`to_frame`, :meth:`summary`, CSV, JSONL and YAML exports.
+    """Records of metered calls: ``records``, :meth:`to_frame`, :meth:`summary`, CSV, JSONL and ir_metadata exports.
 
     >>> ledger = gaia.Ledger("run.jsonl")    # in memory, and appended to run.jsonl record by record
     >>> gaia.Ledger.load("run.jsonl").summary()
@@ -43,6 +43,8 @@ class Ledger(LockedState):
         self._parents: List["Ledger"] = []
         self._lock = threading.Lock()
         self._write_error: Optional[str] = None
+        self._descriptor: Optional[int] = None
+        self._encoded: dict = {}                      # id(constants) -> (constants, their JSON): encoded once
         if self.path is not None:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -83,20 +85,55 @@ class Ledger(LockedState):
 
     def _write(self, record: dict) -> None:
         """Append one JSON line; on failure, warn once and keep records in memory from now on."""
-        line = (json.dumps(record, default=_plain) + "\n").encode("utf-8")
+        line = (self._json(record) + "\n").encode("utf-8")
         try:
-            descriptor = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            try:
-                written = os.write(descriptor, line)
-            finally:
-                os.close(descriptor)
+            descriptor = self._open()
+            written = os.write(descriptor, line)
             if written != len(line):
                 raise OSError(f"wrote {written} of {len(line)} bytes (disk full?)")
         except OSError as error:
             self._write_error = str(error)
+            self._close()
             warnings.warn(f"gaia.Ledger: cannot append to {self.path} any more ({error}); record "
                           f"{len(self._records)} and the next ones are kept in memory only "
                           f"(ledger.records); save them with ledger.to_jsonl(path)", RuntimeWarning, stacklevel=5)
+
+    def _open(self) -> int:
+        """The file, opened for appending once and kept open; opened again (created) if it was deleted."""
+        if self._descriptor is not None and os.fstat(self._descriptor).st_nlink == 0:
+            self._close()
+        if self._descriptor is None:
+            self._descriptor = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        return self._descriptor
+
+    def _close(self) -> None:
+        if self._descriptor is not None:
+            descriptor, self._descriptor = self._descriptor, None
+            os.close(descriptor)
+
+    def _json(self, record: dict) -> str:
+        """The record's JSON line, its ``constants`` (the same dict for every call of a stage) encoded once."""
+        constants = record.get("constants")
+        if not constants:
+            return json.dumps(record, default=_plain)
+        cached = self._encoded.get(id(constants))
+        if cached is None or cached[0] is not constants:
+            if len(self._encoded) > 64:
+                self._encoded.clear()
+            cached = self._encoded[id(constants)] = constants, json.dumps(constants, default=_plain)
+        text = json.dumps({**record, "constants": 0}, default=_plain)
+        return text.replace('"constants": 0', '"constants": ' + cached[1], 1)   # a key: quotes in values are escaped
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state["_descriptor"], state["_encoded"] = None, {}   # a copy opens the file for itself
+        return state
+
+    def __del__(self):
+        try:
+            self._close()
+        except (AttributeError, OSError):
+            pass
 
     def branch(self) -> "Ledger":
         """A new in-memory ledger whose records are also appended to this one (to attribute a part's records)."""
@@ -212,39 +249,17 @@ class Ledger(LockedState):
         flat = pd.json_normalize(self.records, sep=".")
         flat.to_csv(path, index=False, quoting=csv.QUOTE_MINIMAL)
 
-    def to_yaml(self, path: Union[str, os.PathLike, None] = None, tag: str = "pyterrier-gaia") -> str:
-        """An ir_metadata-style YAML document (platform, plus a ``resources`` section per stage); written to ``path`` if given.
-
-        ir_metadata (Breuer et al., SIGIR 2022) annotates run files with PRIMAD sections; energy is not
-        in its v0.1 schema, so it goes in an extra ``resources`` section. To annotate a run file,
-        prefix each line with ``# `` between ``# ir_metadata.start`` and ``# ir_metadata.end``.
+    def to_ir_metadata(self, path: Union[str, os.PathLike, None] = None, tag: Optional[str] = None,
+                       metadata: Optional[Mapping] = None) -> str:
+        """The ledger as ir_metadata YAML in tirex-tracker's layout (0.2-beta): platform, implementation,
+        resources (runtime, energy of cpu, ram and gpu), plus gaia's energy per stage, sensing method and
+        accounting mode (see :mod:`pyterrier_gaia.energy.ir_metadata`); written to ``path`` if given.
+        ``tag`` and ``metadata`` go to its ``metadata`` section.
         """
-        import yaml
+        from .ir_metadata import ir_metadata, write_ir_metadata
 
-        records = self.records
-        constants = next((record.get("constants") for record in records if record.get("constants")), {}) or {}
-        summary = self.summary()
-        stages = {}
-        for stage, row in summary.iterrows():
-            stages[str(stage)] = {key: _plain(value) for key, value in row.items()}
-        document = {
-            "schema-version": 0.1,
-            "tag": tag,
-            "platform": _platform(constants),
-            "resources": {
-                "energy": {
-                    "methods": sorted({record.get("method") for record in records if record.get("method")}),
-                    "joules": float(sum(record.get("joules") or 0 for record in records)),
-                    "gco2e": float(sum(record.get("gco2e") or 0 for record in records)),
-                    "constants": constants,
-                    "stages": stages,
-                },
-            },
-        }
-        text = yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
-        if path is not None:
-            Path(path).write_text(text, encoding="utf-8")
-        return text
+        extra = {**({"tag": tag} if tag is not None else {}), **(metadata or {})}
+        return write_ir_metadata(ir_metadata(self.records, self.summary(), extra), path)
 
 
 def read_jsonl(data: bytes) -> Tuple[List[dict], List[Tuple[int, str]]]:
@@ -270,24 +285,6 @@ def read_jsonl(data: bytes) -> Tuple[List[dict], List[Tuple[int, str]]]:
         else:
             records.append(record)
     return records, skipped
-
-
-def _platform(constants: dict) -> dict:
-    """ir_metadata's platform section for this machine (CPU model and logical CPUs from the power profile)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    libraries = []
-    for package in ("pyterrier-gaia", "python-terrier", "codecarbon", "torch", "transformers", "pyserini"):
-        try:
-            libraries.append(f"{package}=={version(package)}")
-        except PackageNotFoundError:
-            continue
-    model = constants.get("model") or {}
-    cpu = {"model": model.get("cpu_model") or platform.processor() or "unknown",
-           "architecture": platform.machine(), "number of cores": model.get("logical_cpus") or os.cpu_count()}
-    return {"hardware": {"cpu": cpu},
-            "operating system": {"kernel": f"{platform.system()} {platform.release()}"},
-            "software": {"libraries": {"python": libraries}}}
 
 
 def _plain(value):

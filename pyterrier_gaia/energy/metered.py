@@ -2,7 +2,9 @@
 
 A metered stage returns exactly what the stage returns; around each call it reads its sensors,
 the wall clock and the process CPU clock, opens an operation-count scope, and appends one record
-to its ledger. A call that raises is recorded with its error, and the exception propagates unchanged.
+to its ledger. Its accounting mode (``accounting.py``) says which share of the process's and the
+machine's work a call is charged when calls overlap. A call that raises is recorded with its error,
+and the exception propagates unchanged.
 """
 import time
 from collections import Counter
@@ -13,6 +15,7 @@ import pyterrier as pt
 from pyterrier._ops import Compose, Concatenate, FeatureUnion, SetIntersection, SetUnion, Sum
 
 from ..cost.counts import counting
+from .accounting import Accounting
 from .carbon import Grid
 from .ledger import Ledger
 from .record import Record
@@ -46,10 +49,13 @@ class Metered(pt.Transformer):
         intensity in gCO2e/kWh, or None (CodeCarbon's world average, PUE 1)
     :param startup: the calls are one-off start-up work (warming a JVM, loading a model): their
         records are marked ``startup`` and left out of per-system and per-query figures
+    :param accounting: which share of the process's and the machine's work a call is charged:
+        ``"process"``, ``"threads"``, ``"machine-share"``, or ``"auto"`` (``machine-share`` where
+        ``/proc/stat`` and per-thread CPU clocks can be read); named in each record (docs/energy.md)
     """
 
     def __init__(self, stage, name: Optional[str] = None, sensors="auto", ledger=None, carbon=None, *,
-                 startup: bool = False):
+                 startup: bool = False, accounting: str = "auto"):
         if not isinstance(stage, pt.Transformer):
             raise TypeError(f"gaia.Metered: expected a pt.Transformer to meter, got {type(stage).__name__} "
                             f"{_short(stage)}; wrap functions with pt.apply and frames with pt.Transformer.from_df")
@@ -59,13 +65,13 @@ class Metered(pt.Transformer):
         self.ledger = Ledger.coerce(ledger)
         self.carbon = Grid.coerce(carbon)
         self.startup = bool(startup)
+        self.accounting = Accounting(accounting, self.sensors)
         self._method = method_of(self.sensors)
         self._constants = {key: value for sensor in self.sensors for key, value in sensor.constants().items()}
         self._constants["carbon"] = self.carbon.constants()
 
     def transform(self, inp: pd.DataFrame) -> pd.DataFrame:
-        qids = inp["qid"].unique().tolist() if "qid" in inp.columns else []
-        return self._call(self.stage.transform, inp, qids)
+        return self._call(self.stage.transform, inp, distinct_qids(inp))
 
     def transform_iter(self, inp: pt.model.IterDict) -> pt.model.IterDict:
         rows = list(inp)
@@ -87,36 +93,31 @@ class Metered(pt.Transformer):
 
     def _call(self, call: Callable, inp, qids):
         entered = time.perf_counter()
-        states = [sensor.begin() for sensor in self.sensors]
         start = time.time()
+        opened = self.accounting.open()
         scope = counting()
-        cpu0, wall0 = time.process_time(), time.perf_counter()
+        wall0 = time.perf_counter()
         try:
             with scope:
                 out = call(inp)
         except BaseException as error:
-            wall1, cpu1 = time.perf_counter(), time.process_time()
-            self._record(states, start, qids, 0, wall1 - wall0, cpu1 - cpu0, scope, error, wall0 - entered, wall1)
+            wall1 = time.perf_counter()
+            self._record(opened, start, qids, 0, wall1 - wall0, scope, error, wall0 - entered, wall1)
             raise
-        wall1, cpu1 = time.perf_counter(), time.process_time()
+        wall1 = time.perf_counter()
         docs = len(out) if hasattr(out, "__len__") else 0    # e.g. an indexer's .index() returns no rows
-        self._record(states, start, qids, docs, wall1 - wall0, cpu1 - cpu0, scope, None, wall0 - entered, wall1)
+        self._record(opened, start, qids, docs, wall1 - wall0, scope, None, wall0 - entered, wall1)
         return out
 
-    def _record(self, states, start, qids, docs, wall_s, cpu_s, scope, error, sensing_before, ended) -> None:
-        joules_by, short = {}, False
-        for sensor, state in zip(self.sensors, states):
-            reading, flagged = sensor.end(state, wall_s, cpu_s)
-            short = short or flagged
-            for component, value in reading.items():
-                joules_by[component] = joules_by.get(component, 0.0) + value
+    def _record(self, opened, start, qids, docs, wall_s, scope, error, sensing_before, ended) -> None:
+        joules_by, short, cpu_s = self.accounting.close(opened, wall_s)
         joules = sum(joules_by.values())
-        single = str(qids[0]) if len(qids) == 1 else None
         record = Record(
-            stage=self.name, start=start, queries=len(qids), qid=single, docs=int(docs), wall_s=wall_s,
-            cpu_s=cpu_s, joules=joules, joules_by=joules_by, method=self._method, **self.carbon.account(joules),
+            stage=self.name, start=start, queries=len(qids), qid=str(qids[0]) if len(qids) == 1 else None,
+            docs=int(docs), wall_s=wall_s, cpu_s=cpu_s, joules=joules, joules_by=joules_by, method=self._method,
+            accounting=self.accounting.mode, **self.carbon.account(joules),
             error=None if error is None else f"{type(error).__name__}: {error}",
-            counts={name: _number(value) for name, value in scope.counts.items()},
+            counts={name: _number(value) for name, value in scope.counts.items()} if scope.counts else {},
             short_window=short, constants=self._constants, startup=self.startup)
         record.sensing_s = sensing_before + (time.perf_counter() - ended)
         self.ledger.append(record)
@@ -131,20 +132,21 @@ class Metered(pt.Transformer):
         return f"Metered({self.stage!r}, name={self.name!r})"
 
 
-def meter(pipeline, ledger=None, sensors="auto", carbon=None) -> pt.Transformer:
+def meter(pipeline, ledger=None, sensors="auto", carbon=None, accounting: str = "auto") -> pt.Transformer:
     """The same pipeline with every stage metered into one ledger (also at ``.ledger`` on the result).
 
     Operators (``>>``, ``+``, ``**``, ``|``, ``&``, ``^``) are rebuilt around metered operands, so the
     structure and results are unchanged; ``% k`` and ``* w`` are stages of their own. Stages are named
     as by :class:`Metered`, with " #2", " #3"... on repeated names. An already metered stage keeps its
-    own ledger and is metered again into this one.
+    own ledger and is metered again into this one. ``accounting``: as for :class:`Metered`.
     """
     if not isinstance(pipeline, pt.Transformer):
         raise TypeError(f"gaia.meter: expected a pt.Transformer pipeline, got {type(pipeline).__name__} "
                         f"{_short(pipeline)}")
     ledger, sensors, carbon = Ledger.coerce(ledger), resolve_sensors(sensors), Grid.coerce(carbon)
     name = unique_names()
-    metered = rebuild(pipeline, lambda stage: Metered(stage, name(stage), sensors, ledger, carbon))
+    metered = rebuild(pipeline, lambda stage: Metered(stage, name(stage), sensors, ledger, carbon,
+                                                      accounting=accounting))
     metered.ledger = ledger
     return metered
 
@@ -176,6 +178,23 @@ def parts(node: pt.Transformer) -> tuple:
     if type(node) in _BINARY:
         return node.left, node.right
     return (node.stage,) if isinstance(node, Metered) else ()
+
+
+def distinct_qids(frame: pd.DataFrame) -> list:
+    """A frame's distinct qids in order of first appearance, at a fraction of ``frame["qid"].unique()``'s cost
+    (paid on every metered call): the column's array is read without building a Series."""
+    if "qid" not in frame.columns:
+        return []
+    try:
+        values = frame._get_column_array(frame.columns.get_loc("qid"))
+    except (AttributeError, TypeError):                    # another pandas, or repeated "qid" columns
+        values = frame["qid"].array
+    if len(values) == 1:
+        return [values[0]]
+    if hasattr(values, "__arrow_array__"):                 # pyarrow-backed strings (pandas' default str)
+        import pyarrow
+        return pyarrow.array(values).unique().to_pylist()
+    return pd.unique(values).tolist()
 
 
 class _CountedDocs:

@@ -10,7 +10,8 @@ from typing import Any, Dict, Mapping, Optional
 
 #: the keys of every record, in order (see docs/energy.md for their meaning and units)
 RECORD_KEYS = ("stage", "start", "queries", "qid", "docs", "wall_s", "cpu_s", "joules", "joules_by", "method",
-               "kwh", "gco2e", "water_l", "error", "counts", "sensing_s", "short_window", "constants", "startup")
+               "accounting", "kwh", "gco2e", "water_l", "error", "counts", "sensing_s", "short_window", "constants",
+               "startup")
 
 #: the keys added to a record measured on a worker of ``gaia.parallel`` (kept in ``extra``): host name,
 #: process id, batch number
@@ -36,6 +37,7 @@ class Record:
     joules: float
     joules_by: Dict[str, float] = field(default_factory=dict)
     method: Optional[str] = None
+    accounting: Optional[str] = None
     kwh: Optional[float] = None
     gco2e: Optional[float] = None
     water_l: Optional[float] = None
@@ -94,7 +96,8 @@ _CHECKS = (
     *((key, _optional(_number), "a number or null")
       for key in ("start", "wall_s", "cpu_s", "kwh", "gco2e", "water_l", "sensing_s")),
     *((key, _optional(_count), "a non-negative integer") for key in ("queries", "docs")),
-    *((key, _optional(lambda v: isinstance(v, str)), "text or null") for key in ("qid", "method", "error")),
+    *((key, _optional(lambda v: isinstance(v, str)), "text or null")
+      for key in ("qid", "method", "accounting", "error")),
     *((key, _optional(_numbers_by_name), "an object of numbers") for key in ("joules_by", "counts")),
     ("constants", _optional(lambda v: isinstance(v, dict)), "an object"),
     *((key, _optional(lambda v: isinstance(v, bool)), "true or false") for key in ("short_window", "startup")),

@@ -1,7 +1,11 @@
 """Energy sensors: RAPL counters, NVML GPU counters, and the CPU power model.
 
 A sensor measures one window: ``state = sensor.begin()`` before the work, then
-``sensor.end(state, wall_s, cpu_s)`` after it, which returns ``(joules_by_component, short_window)``.
+``sensor.end(state, wall_s, cpu_s, held_s=None, counted=None)`` after it, which returns
+``(joules_by_component, short_window)``. ``held_s`` is the seconds of static and DRAM power the window
+is charged (its wall time unless an accounting mode shares it, see ``accounting.py``); a counter
+sensor (``counter = True``: RAPL, NVML) is given in ``counted`` the joules its accounting mode charged
+the window from its counters (read with ``read()`` and ``delta()``) instead of its own begin/end delta.
 ``short_window`` is True when the window was shorter than the sensor's update period; such a
 reading is estimated (never silently zero) and flagged. Sensors are thread-safe and may be
 shared by many metered stages.
@@ -14,6 +18,7 @@ shared by many metered stages.
 """
 import os
 import threading
+import time
 from functools import lru_cache
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -28,12 +33,15 @@ class Sensor:
     """One way of measuring the energy of a window of work (see the module docstring)."""
 
     method = "sensor"
+    #: whether the sensor reads machine-wide energy counters (``read()``, ``delta(first, last)``)
+    counter = False
 
     def begin(self):
         """Read the sensor before the work; the returned state is passed to :meth:`end`."""
         raise NotImplementedError
 
-    def end(self, state, wall_s: float, cpu_s: float) -> Reading:
+    def end(self, state, wall_s: float, cpu_s: float, held_s: Optional[float] = None,
+            counted: Optional[Dict[str, float]] = None) -> Reading:
         """Joules by component over the window, and whether the window was shorter than the update period."""
         raise NotImplementedError
 
@@ -45,9 +53,10 @@ class Sensor:
 class CpuPowerModel(Sensor):
     """The CPU power model, for machines with no readable energy counter.
 
-    J = cpu_s x (1 - s) x TDP / logical CPUs  +  s x TDP x wall_s  +  DRAM W/GiB x resident GiB x wall_s
+    J = cpu_s x (1 - s) x TDP / logical CPUs  +  s x TDP x held_s  +  DRAM W/GiB x resident GiB x held_s
 
-    with s the static fraction; the resident set size is the process's at the end of the window.
+    with s the static fraction, ``held_s`` the window's wall time or its share of it (accounting modes);
+    the resident set size is the process's at the end of the window.
     """
 
     method = "model"
@@ -55,15 +64,17 @@ class CpuPowerModel(Sensor):
     def __init__(self, profile: Optional[PowerProfile] = None):
         self.profile = profile or PowerProfile.detect()
         self._constants = {"model": self.profile.constants()}
+        self._active_w, self._static_w = self.profile.active_w_per_cpu, self.profile.static_w
+        self._dram_w_per_gib = self.profile.dram_w_per_gib
 
     def begin(self):
         return None
 
-    def end(self, state, wall_s: float, cpu_s: float) -> Reading:
-        profile = self.profile
-        return {"cpu": cpu_s * profile.active_w_per_cpu,
-                "static": profile.static_w * wall_s,
-                "dram": profile.dram_w_per_gib * resident_gib() * wall_s}, False
+    def end(self, state, wall_s: float, cpu_s: float, held_s: Optional[float] = None, counted=None) -> Reading:
+        held_s = wall_s if held_s is None else held_s
+        return {"cpu": cpu_s * self._active_w,
+                "static": self._static_w * held_s,
+                "dram": self._dram_w_per_gib * resident_gib() * held_s}, False
 
     def constants(self) -> Dict[str, object]:
         return self._constants
@@ -72,17 +83,28 @@ class CpuPowerModel(Sensor):
 _PAGE_BYTES = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
+#: how long a reading of the resident set size is reused (its read costs some 10 µs a call)
+RSS_MAX_AGE_S = 0.05
+_rss = [float("-inf"), 0.0]                          # perf_counter of the last reading, GiB
+
+
 def resident_gib() -> float:
-    """This process's resident set size in GiB (/proc/self/statm, else psutil)."""
+    """This process's resident set size in GiB (/proc/self/statm, else psutil), read at most every
+    :data:`RSS_MAX_AGE_S` seconds."""
+    now = time.perf_counter()
+    if now - _rss[0] < RSS_MAX_AGE_S:
+        return _rss[1]
     try:
         descriptor = os.open("/proc/self/statm", os.O_RDONLY)
         try:
-            return int(os.read(descriptor, 128).split()[1]) * _PAGE_BYTES / 2 ** 30
+            gib = int(os.read(descriptor, 128).split()[1]) * _PAGE_BYTES / 2 ** 30
         finally:
             os.close(descriptor)
     except OSError:
         import psutil
-        return psutil.Process().memory_info().rss / 2 ** 30
+        gib = psutil.Process().memory_info().rss / 2 ** 30
+    _rss[:] = now, gib
+    return gib
 
 
 class RaplSensor(LockedState, Sensor):
@@ -95,6 +117,7 @@ class RaplSensor(LockedState, Sensor):
     """
 
     method = "rapl"
+    counter = True
 
     def __init__(self, root="/sys/class/powercap", update_period_s: float = 0.001):
         self.root = Path(root)
@@ -137,26 +160,35 @@ class RaplSensor(LockedState, Sensor):
         """Whether a RAPL package counter is readable under ``root``."""
         return any(component == "cpu" for _, component, _ in cls._find_domains(Path(root)))
 
-    def _read(self) -> List[int]:
+    def read(self) -> List[int]:
+        """Each domain's counter (µJ)."""
         return [int(path.read_text()) for path, _, _ in self.domains]
 
-    def begin(self):
-        return self._read()
-
-    def end(self, state, wall_s: float, cpu_s: float) -> Reading:
-        after = self._read()
+    def delta(self, first: Sequence[int], last: Sequence[int]) -> Dict[str, float]:
+        """Joules by component between two :meth:`read` results (a counter that went down wrapped)."""
         joules: Dict[str, float] = {}
-        for (_, component, limit), first, last in zip(self.domains, state, after):
-            delta = last - first if last >= first else last + limit - first
-            joules[component] = joules.get(component, 0.0) + delta / 1e6
+        for (_, component, limit), before, after in zip(self.domains, first, last):
+            moved = after - before if after >= before else after + limit - before
+            joules[component] = joules.get(component, 0.0) + moved / 1e6
+        return joules
+
+    def begin(self):
+        return self.read()
+
+    def end(self, state, wall_s: float, cpu_s: float, held_s: Optional[float] = None,
+            counted: Optional[Dict[str, float]] = None) -> Reading:
+        held_s = wall_s if held_s is None else held_s
+        joules = self.delta(state, self.read()) if counted is None else dict(counted)
+        for _, component, _ in self.domains:
+            joules.setdefault(component, 0.0)
         short = wall_s < self.update_period_s
         with self._lock:
             if short and not any(joules.values()) and self._seen_s > 0:
-                joules = {c: self._seen_j.get(c, 0.0) / self._seen_s * wall_s for c in joules}
-            elif not short:
+                joules = {c: self._seen_j.get(c, 0.0) / self._seen_s * held_s for c in joules}
+            elif not short and held_s > 0:
                 for component, value in joules.items():
                     self._seen_j[component] = self._seen_j.get(component, 0.0) + value
-                self._seen_s += wall_s
+                self._seen_s += held_s
         return joules, short
 
     def constants(self) -> Dict[str, object]:
@@ -174,6 +206,7 @@ class NvmlSensor(Sensor):
     """
 
     method = "nvml"
+    counter = True
 
     def __init__(self, nvml=None, update_period_s: float = 0.1):
         try:
@@ -194,18 +227,30 @@ class NvmlSensor(Sensor):
         self.update_period_s = update_period_s
         self.handles = handles
 
-    def _read(self) -> List[int]:
+    def read(self) -> List[int]:
+        """Each GPU's energy counter (mJ)."""
         return [self.nvml.nvmlDeviceGetTotalEnergyConsumption(handle) for handle in self.handles]
 
-    def begin(self):
-        return self._read()
+    def delta(self, first: Sequence[int], last: Sequence[int]) -> Dict[str, float]:
+        """Joules (``gpu``) between two :meth:`read` results."""
+        return {"gpu": sum(after - before for before, after in zip(first, last)) / 1000}
 
-    def end(self, state, wall_s: float, cpu_s: float) -> Reading:
+    def begin(self):
+        return self.read()
+
+    def end(self, state, wall_s: float, cpu_s: float, held_s: Optional[float] = None,
+            counted: Optional[Dict[str, float]] = None) -> Reading:
+        held_s = wall_s if held_s is None else held_s
         short = wall_s < self.update_period_s
+        if counted is not None:                       # shared by an accounting mode: per-GPU moves unknown
+            total = counted.get("gpu", 0.0)
+            if short and not total:
+                total = sum(self.nvml.nvmlDeviceGetPowerUsage(handle) for handle in self.handles) / 1000 * held_s
+            return {"gpu": total}, short
         total = 0.0
-        for handle, first, last in zip(self.handles, state, self._read()):
+        for handle, first, last in zip(self.handles, state, self.read()):
             if short and last == first:
-                total += self.nvml.nvmlDeviceGetPowerUsage(handle) / 1000 * wall_s
+                total += self.nvml.nvmlDeviceGetPowerUsage(handle) / 1000 * held_s
             else:
                 total += (last - first) / 1000
         return {"gpu": total}, short
