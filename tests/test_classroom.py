@@ -3,9 +3,9 @@ Vaswani, in a kernel of this venv's Python importing this checkout's package, an
 answers against the figures that run wrote: answers computed here from the run's files are accepted,
 wrong ones rejected, missing ones reported."""
 import copy
+import importlib.util
 import json
 import re
-import subprocess
 import sys
 from pathlib import Path
 
@@ -94,14 +94,19 @@ def answers_from(workdir: Path) -> dict:
     }
 
 
-def check(workdir: Path, answers: dict, tmp_path: Path):
+def check(workdir: Path, answers: dict, tmp_path: Path, capsys):
+    """check.py's main() in this process (the notebook's last cell runs it as a command): exit status,
+    output, and the verdict of each question."""
+    spec = importlib.util.spec_from_file_location("classroom_check", CLASSROOM / "check.py")
+    checker = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(checker)
     path = tmp_path / "answers.json"
     path.write_text(json.dumps(answers))
-    done = subprocess.run([sys.executable, str(CLASSROOM / "check.py"), str(workdir), "--answers", str(path)],
-                          capture_output=True, text=True, cwd=ROOT)
+    status = checker.main([str(workdir), "--answers", str(path)])
+    out, err = capsys.readouterr()
     verdicts = re.findall(r"^ *\d+\. (\w+) +(agrees|disagrees|unanswered|cannot check|for the teacher)",
-                          done.stdout, flags=re.MULTILINE)
-    return done, dict(verdicts)
+                          out, flags=re.MULTILINE)
+    return status, out + err, dict(verdicts)
 
 
 def test_the_notebook_runs_in_this_venv_on_this_checkout(classroom):
@@ -130,14 +135,14 @@ def test_the_notebook_writes_a_metered_run_and_reopens_its_indexes(classroom):
     assert "11 unanswered" in verdicts, verdicts
 
 
-def test_the_checker_accepts_answers_from_the_run_s_own_figures(classroom, tmp_path):
+def test_the_checker_accepts_answers_from_the_run_s_own_figures(classroom, tmp_path, capsys):
     workdir, _, _ = classroom
-    done, statuses = check(workdir, answers_from(workdir), tmp_path)
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert set(statuses.values()) == {"agrees", "for the teacher"} and len(statuses) == 11, done.stdout
+    status, out, statuses = check(workdir, answers_from(workdir), tmp_path, capsys)
+    assert status == 0, out
+    assert set(statuses.values()) == {"agrees", "for the teacher"} and len(statuses) == 11, out
 
 
-def test_the_checker_rejects_wrong_answers_and_reports_missing_ones(classroom, tmp_path):
+def test_the_checker_rejects_wrong_answers_and_reports_missing_ones(classroom, tmp_path, capsys):
     workdir, _, _ = classroom
     right = answers_from(workdir)
     wrong = dict(right, method="rapl", reranker_vs_bm25=right["reranker_vs_bm25"] * 2,
@@ -145,13 +150,13 @@ def test_the_checker_rejects_wrong_answers_and_reports_missing_ones(classroom, t
                  int8_ndcg_change=-right["int8_ndcg_change"] - 0.01, cheapest_99="MiniLM fp32",
                  pareto_front=right["pareto_front"][1:], payback_queries=right["payback_queries"] / 3)
     del wrong["depth_energy_ratio"], wrong["with_rapl"]
-    done, statuses = check(workdir, wrong, tmp_path)
-    assert done.returncode == 1
-    assert statuses.pop("depth_energy_ratio") == statuses.pop("with_rapl") == "unanswered", done.stdout
+    status, out, statuses = check(workdir, wrong, tmp_path, capsys)
+    assert status == 1
+    assert statuses.pop("depth_energy_ratio") == statuses.pop("with_rapl") == "unanswered", out
     assert statuses.pop("why_same_ndcg") == "for the teacher"
-    assert set(statuses.values()) == {"disagrees"} and len(statuses) == 8, done.stdout
+    assert set(statuses.values()) == {"disagrees"} and len(statuses) == 8, out
 
 
-def test_the_checker_says_which_file_is_missing(tmp_path):
-    done = subprocess.run([sys.executable, str(CLASSROOM / "check.py"), str(tmp_path)], capture_output=True, text=True)
-    assert done.returncode == 2 and "results.csv is missing" in done.stderr
+def test_the_checker_says_which_file_is_missing(tmp_path, capsys):
+    status, out, _ = check(tmp_path, {}, tmp_path, capsys)
+    assert status == 2 and "results.csv is missing" in out
