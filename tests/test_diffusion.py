@@ -261,23 +261,37 @@ def test_missing_first_stage_scores_are_named(fitted, slice_candidates):
         gaia.DiffusionReRanker(fitted.encoder, interpolate="0.3")
 
 
-def test_defaults_fit_themselves_on_the_first_call(tiny_cross, slice_candidates):
-    """No set-up calls: the first call fits Û (pseudo-labels, no judgments) and calibrates the costs."""
-    ranker = gaia.DiffusionReRanker(tiny_cross, calibration_queries=8)
+def test_defaults_fit_themselves_on_the_first_call(tiny_cross, slice_candidates, tmp_path, monkeypatch):
+    """No set-up calls: the first call fits Û (pseudo-labels, no judgments) and calibrates the costs,
+    metered as its own one-off record, cached on disk for the next ranker of the same model and collection."""
+    monkeypatch.setenv("GAIA_CACHE", str(tmp_path))
     few = slice_candidates[slice_candidates["qid"].isin(["1", "2", "3"]) & (slice_candidates["rank"] < 5)]
+    ranker = gaia.Metered(gaia.DiffusionReRanker(tiny_cross), name="dr", sensors="model")
     out = ranker(few)
-    assert ranker.usefulness.info["queries"] == 3 and "full budget's scores" in ranker.usefulness.info["target"]
-    assert sorted(ranker.cost_model.stages) == sorted(ranker.cost_stage(p) for p in ("fp32", "int8"))
+    fitted = ranker.stage
+    assert fitted.usefulness.info["queries"] == 3 and "full budget's scores" in fitted.usefulness.info["target"]
+    assert sorted(fitted.cost_model.stages) == sorted(fitted.cost_stage(p) for p in ("fp32", "int8"))
     assert len(out) == len(few) and out["depth"].max() <= 5
-    pd.testing.assert_frame_equal(ranker(few), out)  # fitted once: the second call draws the same
+    fit, call = ranker.ledger.records
+    assert (fit["stage"], fit["startup"], call["stage"], call["startup"]) == ("dr / fit diffusion", True, "dr", False)
+    assert call["cpu_s"] < fit["cpu_s"]
+    pd.testing.assert_frame_equal(fitted(few), out)  # fitted once: the second call draws the same
+    again = gaia.DiffusionReRanker(tiny_cross)
+    pd.testing.assert_frame_equal(again(few), out)   # read from the cache, not fitted again
+    assert again.usefulness.info["r2_train"] == fitted.usefulness.info["r2_train"]
+    assert len(list((tmp_path / "diffusion").iterdir())) == 1
 
 
 def test_too_few_queries_to_fit_on_say_how_many(tiny_bi, slice_candidates):
-    ranker = gaia.DiffusionReRanker(tiny_bi)
+    ranker = gaia.DiffusionReRanker(tiny_bi, depths=DEPTHS)
     two = slice_candidates[slice_candidates["qid"].isin(["1", "2"])]
     with pytest.raises(ValueError, match=r"at least 3 queries with at least 2 candidates each; got 2 such "
                                          r"queries.*\.fit\(candidates\).*DiffusionReRanker\.load"):
-        ranker(two)
+        ranker.fit(two)
+    with pytest.warns(RuntimeWarning, match=r"2 queries are too few to fit on \(it needs 3 with 2 candidates"):
+        out = ranker(two)  # a first call too small to fit on (an experiment's warm-up): the full budget
+    assert ranker.usefulness is None and (out["depth"] == 20).all() and (out["layers"] == tiny_bi.num_layers).all()
+    assert (out["steps"] == 0).all()
     lonely = slice_candidates[slice_candidates["rank"] == 0]
     with pytest.raises(ValueError, match=r"got 0 such queries \(of 10\)"):
         ranker.fit(lonely)
@@ -344,7 +358,7 @@ def test_minilm_usefulness_grows_with_depth(minilm, slice_candidates):
 def test_pseudo_labels_grade_by_the_full_scores():
     scores = np.array([9.0, 5.0, 4.9, 1.0, 0.0])
     labels = pseudo_qrels("q", ["a", "b", "c", "d", "e"], scores, k=2)
-    assert labels["label"].tolist() == [100, 1, 0, 0, 0]  # graded above the (k+1)-th score
+    assert labels["label"].tolist() == [100, 2, 0, 0, 0]  # graded above the (k+1)-th score
     assert pseudo_qrels("q", ["a", "b"], np.zeros(2), k=2)["label"].tolist() == [1, 1]
 
 

@@ -1,6 +1,8 @@
 """DiffusionReRanker: per-query re-ranking budgets drawn by Langevin dynamics on a green potential
 (after GaiaFlow), then re-ranking with the drawn budget."""
 import copy
+import platform
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -9,6 +11,7 @@ import pyterrier as pt
 from ..cost.counts import report
 from ..encoders import precision as ladder
 from ..encoders.checks import positive_integer
+from .. import __version__
 from . import diffusion_artifact
 from .budget_space import Budget, BudgetSpace
 from .columns import require_columns, require_values
@@ -20,7 +23,10 @@ from .green_potential import CostTerms, GreenPotential, LayerFraction, QueryCost
 from .langevin import langevin, query_noise, temperatures
 from .measures import ndcg, top_overlap
 from .query_signals import query_signals
+from .self_fit import SelfFit, collection_key
 
+FITTED_OPTIONS = diffusion_artifact.FITTED_OPTIONS
+SAMPLING_OPTIONS = ("fit_queries", "calibration_queries", "seed")  # what else a self-fit depends on
 MIN_FIT_QUERIES = 3     # queries a fit needs (Û is fitted across queries)
 MIN_FIT_CANDIDATES = 2  # candidates each of them needs (a single candidate has nothing to re-rank)
 OUTPUT_COLUMNS = ("score", "rank", "depth", "precision", "agreement", "layers", "doc_layers", "steps")
@@ -53,8 +59,10 @@ class DiffusionReRanker(pt.Transformer):
     ``agreement``, ``layers`` (the exit layer) and ``steps`` (Langevin steps), and ``doc_layers``
     (layers that document ran; 0 below the depth). Draws are seeded per (``seed``, qid).
 
-    No set-up calls: what is not given is fitted on the first call, from its own candidates and
-    without judgments (:meth:`fit_on_first_use`); :meth:`fit`, ``cost_model=`` and
+    No set-up calls: what is not given is fitted on the first call, from up to ``fit_queries`` of its
+    queries' candidates and ``calibration_queries`` metered re-rankings, without judgments, metered as
+    a one-off record and cached by model and ``collection`` (a name; default: a fingerprint of the
+    documents fitted on; see :meth:`fit_on_first_use`); :meth:`fit`, ``cost_model=`` and
     :func:`gaia.calibrate_costs` remain for explicit control, and :meth:`save` / :meth:`load` keep a
     fitted ranker as one artifact.
 
@@ -64,12 +72,12 @@ class DiffusionReRanker(pt.Transformer):
     def __init__(self, encoder, cost_model=None, *, weights=(1.0, 0.0, 4.0), depths=(10, 100),
                  precisions=("fp32", "int8"), agreements=(0.5, 1.1), k=10, heads=None, interpolate=None,
                  steps=40, step_size=0.1, temperature=(0.01, 1e-4), probe_depth=20, probe_layer=1, seed=0,
-                 batch_size=32, fit_queries=32, calibration_queries=12, verbose=False):
+                 batch_size=32, fit_queries=32, calibration_queries=12, collection=None, verbose=False):
         where = "DiffusionReRanker"
         self.options = dict(weights=weights, depths=depths, precisions=precisions, agreements=agreements, k=k,
                             interpolate=interpolate, steps=steps, step_size=step_size, temperature=temperature,
                             probe_depth=probe_depth, probe_layer=probe_layer, seed=seed, batch_size=batch_size,
-                            fit_queries=fit_queries, calibration_queries=calibration_queries)
+                            fit_queries=fit_queries, calibration_queries=calibration_queries, collection=collection)
         for p in precisions:
             ladder.check(p, encoder.device, where)
         self.space = BudgetSpace(depths, precisions, agreements, k)
@@ -91,6 +99,9 @@ class DiffusionReRanker(pt.Transformer):
         self.heads = heads if heads is None or isinstance(heads, ExitHeads) else ExitHeads.load(heads, encoder)
         if self.heads is not None:
             self.heads.check(encoder)
+        self.collection = None if collection is None else str(collection)
+        self._self_fit = SelfFit("diffusion", diffusion_artifact.save_state,
+                                 lambda folder: diffusion_artifact.load_state(folder, self.space))
         self._encoders = {encoder.precision: encoder}
         self._rankers = {}
         self.usefulness, self.layers = None, None
@@ -314,21 +325,63 @@ class DiffusionReRanker(pt.Transformer):
         if len(inp) == 0:
             return pd.DataFrame({c: pd.Series(dtype=inp[c].dtype if c in inp else "float64") for c in columns})
         ranked = self.in_first_stage_order(inp)
+        available = ranked.groupby("qid", sort=True).size()
+        if not self._fitted() and not self._enough_to_fit(ranked):
+            warnings.warn(f"DiffusionReRanker: {len(available)} queries are too few to fit on (it needs "
+                          f"{MIN_FIT_QUERIES} with {MIN_FIT_CANDIDATES} candidates or more); re-ranked them at the "
+                          f"full budget; it fits itself on its first call with enough (or call .fit, or .load "
+                          f"a fitted ranker)", RuntimeWarning, stacklevel=2)
+            full = self.space.full
+            budgets = {qid: Budget(min(full.depth, int(n)), full.precision, full.agreement)
+                       for qid, n in available.items()}
+            return self._rerank(ranked, budgets, steps=0)[columns]
         self.fit_on_first_use(ranked)
-        return self._rerank(ranked, self._budgets(ranked, ranked.groupby("qid", sort=True).size()))[columns]
+        return self._rerank(ranked, self._budgets(ranked, available), steps=len(self.schedule))[columns]
+
+    def _fitted(self) -> bool:
+        return self.usefulness is not None and self.cost_model is not None
+
+    def _enough_to_fit(self, ranked: pd.DataFrame) -> bool:
+        sizes = ranked.groupby("qid").size()
+        return int((sizes >= MIN_FIT_CANDIDATES).sum()) >= MIN_FIT_QUERIES
 
     def fit_on_first_use(self, candidates: pd.DataFrame) -> None:
         """Fit what is missing from ``candidates`` (a call's first-stage results), no judgments needed:
         the usefulness model on up to ``fit_queries`` of its queries (:meth:`fit`), the cost model on
-        ``calibration_queries`` metered re-rankings at random budgets (:func:`calibrate_costs`)."""
-        if self.usefulness is not None and self.cost_model is not None:
+        ``calibration_queries`` metered re-rankings at random budgets (:func:`calibrate_costs`).
+
+        The fit is metered as its own one-off ledger record (never in a query's J/q) and cached on
+        disk (the gaia cache) and in memory, by model, collection (``collection=``, else a fingerprint
+        of the documents fitted on), the fitted options, the package version and the host."""
+        if self._fitted():
             return
         ranked = self.in_first_stage_order(candidates)
         sample = self._fit_sample(ranked, "DiffusionReRanker (fitting itself on its first call)", self.fit_queries)
-        if self.usefulness is None:
+        parts = [name for name, missing in (("usefulness", self.usefulness is None),
+                                            ("costs", self.cost_model is None)) if missing]
+        key = {"model": fitted_for(self.encoder), "heads": None if self.heads is None else self.heads.key(),
+               "collection": collection_key(self.collection, sample["docno"], sample["text"]),
+               "options": {name: self.options[name] for name in FITTED_OPTIONS + SAMPLING_OPTIONS},
+               "parts": parts, "version": __version__, "host": platform.node()}
+        self.use_state(self._self_fit.get(key, lambda: self._fit_parts(sample, parts)))
+
+    def _fit_parts(self, sample: pd.DataFrame, parts) -> dict:
+        if "usefulness" in parts:
             self.fit(sample)
-        if self.cost_model is None:
-            self.cost_model = calibrate_costs(self, sample, queries=self.calibration_queries, seed=self.seed)
+        cost_model = calibrate_costs(self, sample, queries=self.calibration_queries, seed=self.seed) \
+            if "costs" in parts else None
+        return {**self.fitted_state(), "cost_model": cost_model}
+
+    def fitted_state(self) -> dict:
+        """What the ranker fitted: ``usefulness``, ``layers`` and ``cost_model``."""
+        return {"usefulness": self.usefulness, "layers": self.layers, "cost_model": self.cost_model}
+
+    def use_state(self, state: dict) -> None:
+        """Take a fitted state (:meth:`fitted_state`; a None cost model leaves the ranker's own)."""
+        self.layers, self.usefulness = state["layers"], state["usefulness"]
+        if state["cost_model"] is not None:
+            self.cost_model = state["cost_model"]
+
     def budgets(self, candidates: pd.DataFrame) -> pd.DataFrame:
         """The budget drawn for each query of ``candidates`` (as :meth:`transform` would draw it, without
         re-ranking): one row per qid with its ``depth``, ``precision`` and ``agreement`` threshold."""
@@ -346,11 +399,12 @@ class DiffusionReRanker(pt.Transformer):
         points = self.draw(self.potential(top), qids)
         return {qid: self.space.round(point, int(available[qid])) for qid, point in zip(qids, points)}
 
-    def _rerank(self, ranked: pd.DataFrame, budgets) -> pd.DataFrame:
-        """Re-rank each query's top ``depth`` candidates with its budget; the rest keep their order below."""
+    def _rerank(self, ranked: pd.DataFrame, budgets, steps: int) -> pd.DataFrame:
+        """Re-rank each query's top ``depth`` candidates with its budget (drawn in ``steps`` Langevin
+        steps); the rest keep their order below."""
         budget_of = ranked["qid"].map(budgets)
         ranked = ranked.assign(depth=[b.depth for b in budget_of], precision=[b.precision for b in budget_of],
-                               agreement=[b.agreement for b in budget_of], steps=len(self.schedule),
+                               agreement=[b.agreement for b in budget_of], steps=steps,
                                doc_layers=0, layers=0, neural=np.nan)
         chosen = ranked["position"] < ranked["depth"]
         for precision in ranked.loc[chosen, "precision"].unique():

@@ -24,13 +24,10 @@ def save(ranker, path) -> Path:
     folder = Path(path)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "pt_meta.json").write_text(json.dumps({"type": TYPE, "format": FORMAT, "package_hint": PACKAGE}))
-    useful = ranker.usefulness
     meta = {"version": __version__, "encoder": fitted_for(ranker.encoder), "options": ranker.options,
-            "usefulness_info": useful.info, "heads": ranker.heads is not None,
-            "layers": {"thresholds": ranker.layers.thresholds.tolist(), "fractions": ranker.layers.fractions.tolist()}}
+            "heads": ranker.heads is not None}
     (folder / "diffusion.json").write_text(json.dumps(meta, indent=1, default=_plain))
-    np.savez(folder / "usefulness.npz", weights=useful.weights, mean=useful.mean, std=useful.std)
-    ranker.cost_model.save(folder / "cost_model.json")
+    save_state(ranker.fitted_state(), folder)
     if ranker.heads is not None:
         ranker.heads.save(folder / "heads")
     return folder
@@ -52,18 +49,39 @@ def load(cls, path, encoder, **options):
     if meta["encoder"] != fitted_for(encoder):
         raise ValueError(f"{where}: {folder} was fitted for {meta['encoder']}, not for {fitted_for(encoder)}; "
                          f"load it with that encoder, or let a new DiffusionReRanker fit itself for this one")
-    fitted = ("depths", "precisions", "agreements", "k", "interpolate", "probe_depth", "probe_layer")
-    fixed = sorted(set(options) & set(fitted))
+    fixed = sorted(set(options) & set(FITTED_OPTIONS))
     if fixed:
         raise ValueError(f"{where}: {fixed} cannot change on a fitted ranker (its usefulness model was fitted "
                          f"with them); fit a new one instead")
     heads = ExitHeads.load(next((folder / "heads").glob("*.npz")), encoder) if meta["heads"] else None
-    ranker = cls(encoder, CostModel.load(folder / "cost_model.json"), heads=heads, **{**meta["options"], **options})
-    ranker.layers = LayerFraction(dict(zip(meta["layers"]["thresholds"], meta["layers"]["fractions"])), ranker.space)
-    with np.load(folder / "usefulness.npz") as stored:
-        ranker.usefulness = Usefulness(stored["weights"], stored["mean"], stored["std"], ranker.layers,
-                                       meta["usefulness_info"])
+    ranker = cls(encoder, heads=heads, **{**meta["options"], **options})
+    ranker.use_state(load_state(folder, ranker.space))
     return ranker
+
+
+#: the options a fitted state depends on
+FITTED_OPTIONS = ("depths", "precisions", "agreements", "k", "interpolate", "probe_depth", "probe_layer")
+
+
+def save_state(state: dict, folder: Path) -> None:
+    """Write a ranker's fitted state (``usefulness``, ``layers``, and ``cost_model`` unless None) to ``folder``."""
+    useful, layers = state["usefulness"], state["layers"]
+    meta = {"usefulness_info": useful.info,
+            "layers": {"thresholds": layers.thresholds.tolist(), "fractions": layers.fractions.tolist()}}
+    (folder / "fitted.json").write_text(json.dumps(meta, indent=1, default=_plain))
+    np.savez(folder / "usefulness.npz", weights=useful.weights, mean=useful.mean, std=useful.std)
+    if state["cost_model"] is not None:
+        state["cost_model"].save(folder / "cost_model.json")
+
+
+def load_state(folder: Path, space) -> dict:
+    """The fitted state :func:`save_state` wrote to ``folder``, for a ranker's budget ``space``."""
+    meta = json.loads((Path(folder) / "fitted.json").read_text())
+    layers = LayerFraction(dict(zip(meta["layers"]["thresholds"], meta["layers"]["fractions"])), space)
+    with np.load(Path(folder) / "usefulness.npz") as stored:
+        usefulness = Usefulness(stored["weights"], stored["mean"], stored["std"], layers, meta["usefulness_info"])
+    costs = Path(folder) / "cost_model.json"
+    return {"usefulness": usefulness, "layers": layers, "cost_model": CostModel.load(costs) if costs.is_file() else None}
 
 
 def _plain(value):
