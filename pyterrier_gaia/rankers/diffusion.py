@@ -159,6 +159,7 @@ class DiffusionReRanker(pt.Transformer):
         """The same fitted re-ranker (models shared) under other weights (a, c, u)."""
         other = copy.copy(self)
         other.weights = _check_weights(weights)
+        other.options = {**self.options, "weights": other.weights}
         return other
 
     def encoder_at(self, precision: str):
@@ -261,7 +262,7 @@ class DiffusionReRanker(pt.Transformer):
         """The fixed budget ``usefulness.info["r2_across_queries"]`` is measured at: of the grid's
         budgets, the middle-but-one depth (25 of 10..100) at the first precision, never exiting early."""
         depths = sorted({b.depth for b in grid})
-        return Budget(depths[(len(depths) - 1) // 2], self.space.precisions[0], self.space.agreements[1])
+        return Budget(depths[(len(depths) - 1) // 2], self.space.precisions[0], max(b.agreement for b in grid))
 
     def _fit_sample(self, ranked: pd.DataFrame, where: str, limit: int = None) -> pd.DataFrame:
         """The queries of ``ranked`` to fit on (up to ``limit``, drawn with the seed), each cut to its top
