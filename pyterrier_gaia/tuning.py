@@ -1,48 +1,15 @@
-"""Preparing and tuning a :class:`gaia.DiffusionReRanker`: calibrating the cost model its potential
-reads (metered early-exit re-ranking at random budgets), and tracing the effectiveness–energy front
-over its weights (a, c, u) with :func:`gaia.Experiment`."""
+"""Tuning a :class:`gaia.DiffusionReRanker`: tracing the effectiveness–energy front over its weights
+(a, c, u) with :func:`gaia.Experiment`. ``gaia.calibrate_costs`` (the cost model its potential reads)
+lives beside the ranker, in :mod:`pyterrier_gaia.rankers.cost_calibration`, and is re-exported here."""
 from typing import Optional, Sequence
 
-import numpy as np
 import pandas as pd
 import pyterrier as pt
 
-from .cost.model import CostModel
-from .energy.ledger import Ledger
-from .energy.metered import Metered
 from .experiment import Experiment
+from .rankers.cost_calibration import calibrate_costs
 
-
-def calibrate_costs(ranker, candidates, *, queries: int = 24, seed: int = 0, ledger=None,
-                    sensors="auto") -> CostModel:
-    """A :class:`gaia.CostModel` with one stage per precision of ``ranker`` (a DiffusionReRanker), named
-    as ``ranker.cost_stage(precision)`` expects, calibrated on metered early-exit re-rankings of up
-    to ``queries`` queries of ``candidates`` per precision, each at a random budget (log-uniform
-    depth, uniform threshold, drawn with ``seed``) so that the fit sees the counts vary.
-
-    The records go to ``ledger`` (a Ledger, a JSONL path, or None for one in memory); each
-    precision's re-ranker is warmed up on one query first, unmetered.
-    """
-    ranked = ranker.in_first_stage_order(candidates)
-    qids = ranked["qid"].unique()
-    if len(qids) == 0:
-        raise ValueError("gaia.calibrate_costs: no candidates to calibrate on")
-    rng = np.random.default_rng(seed)
-    ledger = Ledger.coerce(ledger) if ledger is not None else Ledger()
-    space = ranker.space
-    for precision in space.precisions:
-        early_exit = ranker.early_exit(precision)
-        metered = Metered(early_exit, name=ranker.cost_stage(precision), sensors=sensors, ledger=ledger)
-        chosen = rng.choice(qids, size=min(queries, len(qids)), replace=False)
-        for step, qid in enumerate(chosen):
-            own = ranked[ranked["qid"] == qid]
-            depth = int(round(np.exp(rng.uniform(*np.log(space.depths)))))
-            agreement = rng.uniform(*space.agreements)
-            picked = own[own["position"] < depth].assign(agreement=agreement)
-            if step == 0:
-                early_exit(picked)  # warm-up, unmetered
-            metered(picked)
-    return CostModel.calibrate(ledger)
+__all__ = ["calibrate_costs", "tune"]
 
 
 def tune(first_stage, ranker, topics, qrels, weights: Sequence[Sequence[float]], measures=None,

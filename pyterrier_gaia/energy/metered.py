@@ -5,10 +5,17 @@ the wall clock and the process CPU clock, opens an operation-count scope, and ap
 to its ledger. Its accounting mode (``accounting.py``) says which share of the process's and the
 machine's work a call is charged when calls overlap. A call that raises is recorded with its error,
 and the exception propagates unchanged.
+
+One-off work done inside a metered call (fitting a model on first use, a calibration) is marked with
+:func:`one_off`: it gets a record of its own, marked ``startup``, and is left out of the records of
+the metered calls around it, so that a system's J/q never includes it.
 """
 import time
 from collections import Counter
-from typing import Callable, Optional
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Callable, Dict, Optional, Tuple
 
 import pandas as pd
 import pyterrier as pt
@@ -96,31 +103,46 @@ class Metered(pt.Transformer):
         start = time.time()
         opened = self.accounting.open()
         scope = counting()
+        frame = _Call(self)
+        token = _calls.set(_calls.get() + (frame,))
         wall0 = time.perf_counter()
         try:
             with scope:
                 out = call(inp)
         except BaseException as error:
             wall1 = time.perf_counter()
-            self._record(opened, start, qids, 0, wall1 - wall0, scope, error, wall0 - entered, wall1)
+            _calls.reset(token)
+            self._record(opened, start, qids, 0, wall1 - wall0, scope.counts, error, wall0 - entered, wall1,
+                         less=frame)
             raise
         wall1 = time.perf_counter()
+        _calls.reset(token)
         docs = len(out) if hasattr(out, "__len__") else 0    # e.g. an indexer's .index() returns no rows
-        self._record(opened, start, qids, docs, wall1 - wall0, scope, None, wall0 - entered, wall1)
+        self._record(opened, start, qids, docs, wall1 - wall0, scope.counts, None, wall0 - entered, wall1,
+                     less=frame)
         return out
 
-    def _record(self, opened, start, qids, docs, wall_s, scope, error, sensing_before, ended) -> None:
+    def _record(self, opened, start, qids, docs, wall_s, counts, error, sensing_before, ended, *,
+                less: "_Call" = None, stage: Optional[str] = None,
+                startup: Optional[bool] = None) -> Tuple[float, Dict[str, float]]:
+        """Append the record of a window opened with ``opened``; ``less``: the one-off work inside it,
+        taken out of it. Returns the window's CPU seconds and joules by component, as measured."""
         joules_by, short, cpu_s = self.accounting.close(opened, wall_s)
+        measured = (cpu_s, dict(joules_by))
+        if less is not None:
+            wall_s, cpu_s = max(0.0, wall_s - less.wall_s), max(0.0, cpu_s - less.cpu_s)
+            joules_by = {c: max(0.0, value - less.joules_by.get(c, 0.0)) for c, value in joules_by.items()}
         joules = sum(joules_by.values())
         record = Record(
-            stage=self.name, start=start, queries=len(qids), qid=str(qids[0]) if len(qids) == 1 else None,
-            docs=int(docs), wall_s=wall_s, cpu_s=cpu_s, joules=joules, joules_by=joules_by, method=self._method,
-            accounting=self.accounting.mode, **self.carbon.account(joules),
-            error=None if error is None else f"{type(error).__name__}: {error}",
-            counts={name: _number(value) for name, value in scope.counts.items()} if scope.counts else {},
-            short_window=short, constants=self._constants, startup=self.startup)
+            stage=self.name if stage is None else stage, start=start, queries=len(qids),
+            qid=str(qids[0]) if len(qids) == 1 else None, docs=int(docs), wall_s=wall_s, cpu_s=cpu_s,
+            joules=joules, joules_by=joules_by, method=self._method, accounting=self.accounting.mode,
+            **self.carbon.account(joules), error=None if error is None else f"{type(error).__name__}: {error}",
+            counts={name: _number(value) for name, value in counts.items()},
+            short_window=short, constants=self._constants, startup=self.startup if startup is None else startup)
         record.sensing_s = sensing_before + (time.perf_counter() - ended)
         self.ledger.append(record)
+        return measured
 
     def transform_inputs(self):
         return pt.inspect.transformer_inputs(self.stage)
@@ -130,6 +152,64 @@ class Metered(pt.Transformer):
 
     def __repr__(self):
         return f"Metered({self.stage!r}, name={self.name!r})"
+
+
+@dataclass
+class _Call:
+    """A metered call under way on this thread, and the one-off work measured inside it so far."""
+
+    metered: Metered
+    wall_s: float = 0.0
+    cpu_s: float = 0.0
+    joules_by: Dict[str, float] = field(default_factory=dict)
+
+    def take_out(self, wall_s: float, cpu_s: float, joules_by: Dict[str, float]) -> None:
+        self.wall_s += wall_s
+        self.cpu_s += cpu_s
+        for component, value in joules_by.items():
+            self.joules_by[component] = self.joules_by.get(component, 0.0) + value
+
+
+#: the metered calls under way in this thread (or task), outermost first
+_calls: ContextVar = ContextVar("pyterrier_gaia_metered_calls", default=())
+
+
+@contextmanager
+def one_off(name: str):
+    """Mark the work inside as one-off (fitting on first use, a calibration), not part of the call.
+
+    >>> with one_off("fit exit heads"):
+    ...     heads = fit(...)
+
+    Inside a metered call (``gaia.Metered``, ``gaia.meter``, ``gaia.Experiment``), the work gets its
+    own record, named "STAGE / NAME" and marked ``startup``, in the ledger of the innermost metered
+    call of this thread; its wall time, CPU time and energy are taken out of the records of every
+    metered call around it (its operation counts are its own), so no system's J/q includes it. Outside
+    any metered call it just runs. Work that raises is recorded with its error, and the error propagates.
+    """
+    frames = _calls.get()
+    if not frames:
+        yield
+        return
+    innermost = frames[-1].metered
+    entered = time.perf_counter()
+    start = time.time()
+    opened = innermost.accounting.open()
+    scope = counting(detached=True)
+    wall0 = time.perf_counter()
+    error = None
+    try:
+        with scope:
+            yield
+    except BaseException as raised:
+        error = raised
+        raise
+    finally:
+        wall_s = time.perf_counter() - wall0
+        cpu_s, joules_by = innermost._record(opened, start, [], 0, wall_s, scope.counts, error, wall0 - entered,
+                                             wall0 + wall_s, stage=f"{innermost.name} / {name}", startup=True)
+        for frame in frames:
+            frame.take_out(wall_s, cpu_s, joules_by)
 
 
 def meter(pipeline, ledger=None, sensors="auto", carbon=None, accounting: str = "auto") -> pt.Transformer:

@@ -1,6 +1,8 @@
 """DiffusionReRanker: per-query re-ranking budgets drawn by Langevin dynamics on a green potential
 (after GaiaFlow), then re-ranking with the drawn budget."""
 import copy
+import platform
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -9,16 +11,24 @@ import pyterrier as pt
 from ..cost.counts import report
 from ..encoders import precision as ladder
 from ..encoders.checks import positive_integer
-from .budget_space import BudgetSpace
+from .. import __version__
+from . import diffusion_artifact
+from .budget_space import Budget, BudgetSpace
 from .columns import require_columns, require_values
+from .cost_calibration import calibrate_costs
 from .early_exit import EarlyExitReRanker
 from .exit_heads import ExitHeads, LayerScorer, fitted_for, layer_outputs, model_label
 from .fusion import check_weight, fuse
-from .green_potential import CostTerms, GreenPotential, LayerFraction, QueryCosts, Usefulness
+from .green_potential import CostTerms, GreenPotential, LayerFraction, QueryCosts, Usefulness, r2
 from .langevin import langevin, query_noise, temperatures
 from .measures import ndcg, top_overlap
 from .query_signals import query_signals
+from .self_fit import SelfFit, collection_key
 
+FITTED_OPTIONS = diffusion_artifact.FITTED_OPTIONS
+SAMPLING_OPTIONS = ("fit_queries", "calibration_queries", "seed")  # what else a self-fit depends on
+MIN_FIT_QUERIES = 3     # queries a fit needs (Û is fitted across queries)
+MIN_FIT_CANDIDATES = 2  # candidates each of them needs (a single candidate has nothing to re-rank)
 OUTPUT_COLUMNS = ("score", "rank", "depth", "precision", "agreement", "layers", "doc_layers", "steps")
 
 
@@ -38,8 +48,9 @@ class DiffusionReRanker(pt.Transformer):
     Ê, L̂: energy and latency per query predicted by ``cost_model`` (a calibrated
     :class:`gaia.CostModel` with a stage per precision, see :meth:`cost_stage` and
     :func:`gaia.calibrate_costs`), as fractions of the full budget's; Û: the usefulness model fitted
-    by :meth:`fit` from the query's signals (first-stage score distribution, a one-layer probe of
-    query–candidate similarity; see :mod:`~pyterrier_gaia.rankers.query_signals`). The draw is
+    by :meth:`fit` from the query's signals (query-performance predictors over its first-stage
+    scores, a one-layer probe; see :mod:`~pyterrier_gaia.rankers.query_signals`): the nDCG@k its
+    ranking keeps of the full budget's. The draw is
     rounded to a runnable budget and the query's top ``depth`` candidates are re-ranked by a
     :class:`gaia.EarlyExitReRanker` at that precision and exit threshold; the others keep their
     first-stage order below them. With ``interpolate=α`` scores are fused as in ``ReRanker``.
@@ -48,17 +59,25 @@ class DiffusionReRanker(pt.Transformer):
     ``agreement``, ``layers`` (the exit layer) and ``steps`` (Langevin steps), and ``doc_layers``
     (layers that document ran; 0 below the depth). Draws are seeded per (``seed``, qid).
 
-    >>> dr = gaia.DiffusionReRanker(gaia.BiEncoder(), weights=(1, 0, 4))
-    >>> dr.fit(bm25 % 100 (pseudo_queries))            # usefulness, no judgments needed
-    >>> dr.cost_model = gaia.calibrate_costs(dr, bm25 % 100 (pseudo_queries))
-    >>> (bm25 % 100 >> dr)(topics)
+    No set-up calls: what is not given is fitted on the first call, from up to ``fit_queries`` of its
+    queries' candidates and ``calibration_queries`` metered re-rankings, without judgments, metered as
+    a one-off record and cached by model and ``collection`` (a name; default: a fingerprint of the
+    documents fitted on; see :meth:`fit_on_first_use`); :meth:`fit`, ``cost_model=`` and
+    :func:`gaia.calibrate_costs` remain for explicit control, and :meth:`save` / :meth:`load` keep a
+    fitted ranker as one artifact.
+
+    >>> (bm25 % 100 >> gaia.DiffusionReRanker(gaia.CrossEncoder()))(topics)
     """
 
     def __init__(self, encoder, cost_model=None, *, weights=(1.0, 0.0, 4.0), depths=(10, 100),
                  precisions=("fp32", "int8"), agreements=(0.5, 1.1), k=10, heads=None, interpolate=None,
                  steps=40, step_size=0.1, temperature=(0.01, 1e-4), probe_depth=20, probe_layer=1, seed=0,
-                 batch_size=32, verbose=False):
+                 batch_size=32, fit_queries=32, calibration_queries=12, collection=None, verbose=False):
         where = "DiffusionReRanker"
+        self.options = dict(weights=weights, depths=depths, precisions=precisions, agreements=agreements, k=k,
+                            interpolate=interpolate, steps=steps, step_size=step_size, temperature=temperature,
+                            probe_depth=probe_depth, probe_layer=probe_layer, seed=seed, batch_size=batch_size,
+                            fit_queries=fit_queries, calibration_queries=calibration_queries, collection=collection)
         for p in precisions:
             ladder.check(p, encoder.device, where)
         self.space = BudgetSpace(depths, precisions, agreements, k)
@@ -66,9 +85,13 @@ class DiffusionReRanker(pt.Transformer):
         self.interpolate = check_weight(where, interpolate)
         self.probe_layer = positive_integer(f"{where} ({encoder.model_name!r} has {encoder.num_layers} layers)",
                                             "probe_layer", probe_layer, encoder.num_layers)
-        self.k, self.probe_depth, self.batch_size = (
+        self.k, self.probe_depth, self.batch_size, self.fit_queries, self.calibration_queries = (
             positive_integer(where, name, value)
-            for name, value in (("k", k), ("probe_depth", probe_depth), ("batch_size", batch_size)))
+            for name, value in (("k", k), ("probe_depth", probe_depth), ("batch_size", batch_size),
+                                ("fit_queries", fit_queries), ("calibration_queries", calibration_queries)))
+        if self.fit_queries < MIN_FIT_QUERIES:
+            raise ValueError(f"{where}: fit_queries={fit_queries!r}; expected at least {MIN_FIT_QUERIES} (the "
+                             f"usefulness model is fitted across queries)")
         self.schedule = temperatures(*temperature, positive_integer(where, "steps", steps))
         if not step_size > 0:
             raise ValueError(f"{where}: step_size={step_size!r}; expected a positive number")
@@ -76,6 +99,9 @@ class DiffusionReRanker(pt.Transformer):
         self.heads = heads if heads is None or isinstance(heads, ExitHeads) else ExitHeads.load(heads, encoder)
         if self.heads is not None:
             self.heads.check(encoder)
+        self.collection = None if collection is None else str(collection)
+        self._self_fit = SelfFit("diffusion", diffusion_artifact.save_state,
+                                 lambda folder: diffusion_artifact.load_state(folder, self.space))
         self._encoders = {encoder.precision: encoder}
         self._rankers = {}
         self.usefulness, self.layers = None, None
@@ -88,7 +114,7 @@ class DiffusionReRanker(pt.Transformer):
     # ----- configuration
     @property
     def usefulness(self):
-        """The fitted usefulness model Û (None until :meth:`fit`)."""
+        """The fitted usefulness model Û (None until :meth:`fit` or the first call)."""
         return self._usefulness
 
     @usefulness.setter
@@ -96,7 +122,8 @@ class DiffusionReRanker(pt.Transformer):
         if usefulness is not None and usefulness.info.get("encoder") != fitted_for(self.encoder):
             raise ValueError(f"DiffusionReRanker: the usefulness model was fitted for "
                              f"{usefulness.info.get('encoder', 'an unknown encoder')}, not for this ranker's "
-                             f"{fitted_for(self.encoder)}; fit one for it with .fit(candidates)")
+                             f"{fitted_for(self.encoder)}; fit one for it with .fit(candidates), or leave it unset: "
+                             f"the ranker fits one by itself on its first call")
         self._usefulness = usefulness
 
     @property
@@ -117,10 +144,22 @@ class DiffusionReRanker(pt.Transformer):
         """The cost model's stage name for this encoder's early-exit re-ranking at ``precision``."""
         return f"{self.encoder.stage} {model_label(self.encoder)} {precision} early-exit"
 
+    def save(self, path):
+        """Save the fitted ranker as one artifact folder (PyTerrier's layout: ``pt_meta.json`` beside the
+        models) and return its path; :meth:`load` reads it back."""
+        return diffusion_artifact.save(self, path)
+
+    @classmethod
+    def load(cls, path, encoder, **options) -> "DiffusionReRanker":
+        """A ranker saved by :meth:`save`, for the ``encoder`` it was fitted with (another encoder, or
+        another package version, is refused); ``options`` such as ``weights=`` override the saved ones."""
+        return diffusion_artifact.load(cls, path, encoder, **options)
+
     def with_weights(self, weights) -> "DiffusionReRanker":
         """The same fitted re-ranker (models shared) under other weights (a, c, u)."""
         other = copy.copy(self)
         other.weights = _check_weights(weights)
+        other.options = {**self.options, "weights": other.weights}
         return other
 
     def encoder_at(self, precision: str):
@@ -164,52 +203,84 @@ class DiffusionReRanker(pt.Transformer):
         return query_signals(scorer, ranked, self.k, self.probe_depth, self.probe_layer, self.batch_size)
 
     # ----- fitting the usefulness model
-    def fit(self, candidates: pd.DataFrame, qrels: pd.DataFrame = None, held_out: float = 0.25) -> "DiffusionReRanker":
-        """Fit the usefulness model Û on ``candidates`` (first-stage results of training queries, or of
-        pseudo-queries drawn from the collection): every precision scores each query's top
-        ``depths[1]`` candidates at every layer once; every budget of :meth:`BudgetSpace.grid` is then
-        replayed exactly from those scores. Û's target is the top-k agreement with the full budget's
-        ranking (no judgments), or nDCG@k against ``qrels`` when given. A ``held_out`` fraction of the
-        queries gives the fit's held-out R² (``usefulness.info``). Also fits ``layers``, the mean fraction of
-        layers run at each threshold (read by Û and the cost terms). Returns ``self``."""
+    def fit(self, candidates: pd.DataFrame, qrels: pd.DataFrame = None, folds: int = 4) -> "DiffusionReRanker":
+        """Fit the usefulness model Û on ``candidates`` (first-stage results of training queries, of
+        pseudo-queries, or of a first call: :meth:`transform` fits itself this way when unfitted).
+
+        Every precision scores each query's top ``depths[1]`` candidates at every layer once; every
+        budget of :meth:`BudgetSpace.grid` is then replayed exactly from those scores. Û's target is
+        the nDCG@k of the budget's ranking with the full budget's scores as graded pseudo-labels
+        (:func:`pseudo_qrels`; no judgments), or with ``qrels`` when given. Out-of-fold predictions
+        over ``folds`` groups of whole queries give ``usefulness.info``'s held-out R² over every
+        (query, budget), and ``r2_across_queries``: across queries at one fixed budget
+        (``r2_budget``), which only signals that separate queries can raise above 0. Also fits
+        ``layers``, the mean fraction of layers run at each threshold. Needs at least
+        :data:`MIN_FIT_QUERIES` queries with at least :data:`MIN_FIT_CANDIDATES` candidates each.
+        Returns ``self``."""
         self._check(list(candidates.columns))
         _check_qrels(qrels)
-        if not 0 <= held_out < 1:
-            raise ValueError(f"DiffusionReRanker.fit: held_out={held_out!r}; expected a fraction in [0, 1)")
-        ranked = self.in_first_stage_order(candidates)
-        ranked = ranked[ranked["position"] < self.space.depths[1]].reset_index(drop=True)
-        if len(ranked) == 0:
-            raise ValueError("DiffusionReRanker.fit: no candidates to fit on")
+        folds = positive_integer("DiffusionReRanker.fit", "folds", folds)
+        ranked = self._fit_sample(self.in_first_stage_order(candidates), "DiffusionReRanker.fit")
         signals = self._signals(ranked)
         layer_scores = {p: self._layer_scores(p, ranked) for p in self.space.precisions}
-        rows, rankings = [], []
+        grid = self.space.grid()
+        rows, rankings, pseudo = [], [], []
         groups = ranked.groupby(pd.factorize(ranked["qid"])[0], sort=True).indices
         for code, members in groups.items():
             first = ranked["_first"].to_numpy()[members]
-            full = _replay(first, layer_scores[self.space.precisions[0]][members], len(members), 2.0, self.k,
-                           self.interpolate)[0]
-            docnos = ranked["docno"].to_numpy()[members]
-            for budget in self.space.grid():
-                order, exit_index = _replay(first, layer_scores[budget.precision][members],
-                                            min(budget.depth, len(members)), budget.agreement, self.k,
-                                            self.interpolate)
-                rankings.append((ranked["qid"].iloc[members[0]], docnos[order]))
-                rows.append((code, *self.space.point(budget), top_overlap(order[:self.k], full[:self.k]),
-                             budget.agreement, (exit_index + 1) / self.encoder.num_layers))
+            qid, docnos = ranked["qid"].iloc[members[0]], ranked["docno"].to_numpy()[members]
+            _, _, full = _replay(first, layer_scores[self.space.precisions[0]][members], len(members), 2.0, self.k,
+                                 self.interpolate)
+            pseudo.append(pseudo_qrels(qid, docnos, full, self.k))
+            for budget in grid:
+                order, exit_index, _ = _replay(first, layer_scores[budget.precision][members],
+                                               min(budget.depth, len(members)), budget.agreement, self.k,
+                                               self.interpolate)
+                rankings.append((qid, docnos[order]))
+                rows.append((code, *self.space.point(budget), budget.agreement,
+                             (exit_index + 1) / self.encoder.num_layers))
         table = np.array(rows)
-        if qrels is not None:
-            table[:, 4] = ndcg(rankings, qrels, self.k)
-        queries = np.array(sorted(groups))
-        held = np.random.default_rng(self.seed).random(len(queries)) < held_out
-        held_rows = held[table[:, 0].astype(int)] if held.any() and not held.all() else None
-        frame = pd.DataFrame(table[:, 5:], columns=["agreement", "fraction"])
+        target = ndcg(rankings, qrels if qrels is not None else pd.concat(pseudo), self.k)
+        frame = pd.DataFrame(table[:, 4:], columns=["agreement", "fraction"])
         self.layers = LayerFraction(frame.groupby("agreement")["fraction"].mean().to_dict(), self.space)
-        usefulness = Usefulness.fit(signals[table[:, 0].astype(int)], table[:, 1:4], table[:, 4], self.layers,
-                                    held_rows)
-        usefulness.info.update(queries=len(queries), target="nDCG@k" if qrels is not None else "top-k agreement",
-                               encoder=fitted_for(self.encoder))
+        queries, x = table[:, 0].astype(int), table[:, 1:4]
+        usefulness = Usefulness.fit(signals[queries], x, target, self.layers)
+        predicted = Usefulness.out_of_fold(signals[queries], x, target, self.layers, queries,
+                                           min(folds, len(groups)), self.seed)
+        fixed = grid.index(self.reference_budget(grid))
+        at_fixed = np.arange(len(table)) % len(grid) == fixed
+        usefulness.info.update(
+            queries=len(groups), folds=min(folds, len(groups)), encoder=fitted_for(self.encoder),
+            target=f"nDCG@{self.k} against " + ("qrels" if qrels is not None else "the full budget's scores"),
+            r2_held_out=r2(target, predicted), r2_budget=repr(grid[fixed]),
+            r2_across_queries=r2(target[at_fixed], predicted[at_fixed]),
+            target_spread_across_queries=float(target[at_fixed].std()))
         self.usefulness = usefulness
         return self
+
+    def reference_budget(self, grid) -> Budget:
+        """The fixed budget ``usefulness.info["r2_across_queries"]`` is measured at: of the grid's
+        budgets, the middle-but-one depth (25 of 10..100) at the first precision, never exiting early."""
+        depths = sorted({b.depth for b in grid})
+        return Budget(depths[(len(depths) - 1) // 2], self.space.precisions[0], max(b.agreement for b in grid))
+
+    def _fit_sample(self, ranked: pd.DataFrame, where: str, limit: int = None) -> pd.DataFrame:
+        """The queries of ``ranked`` to fit on (up to ``limit``, drawn with the seed), each cut to its top
+        ``depths[1]``; a ValueError saying what is needed when too few queries have enough candidates."""
+        ranked = ranked[ranked["position"] < self.space.depths[1]]
+        sizes = ranked.groupby("qid", sort=True).size()
+        usable = sizes.index[sizes >= MIN_FIT_CANDIDATES]
+        if len(usable) < MIN_FIT_QUERIES:
+            raise ValueError(
+                f"{where}: fitting the usefulness model needs the first-stage candidates of at least "
+                f"{MIN_FIT_QUERIES} queries with at least {MIN_FIT_CANDIDATES} candidates each; got {len(usable)} "
+                f"such queries (of {len(sizes)}). Give its first call a batch of queries (e.g. "
+                f"(bm25 % 100 >> ranker)(topics) with {MIN_FIT_QUERIES} or more topics), fit it on such a batch "
+                f"with .fit(candidates) (pseudo-queries will do), or load a fitted ranker with "
+                f"DiffusionReRanker.load(path, encoder)")
+        if limit is not None and len(usable) > limit:
+            usable = np.random.default_rng(self.seed).choice(usable, size=limit, replace=False)
+        return ranked[ranked["qid"].isin(set(usable))].reset_index(drop=True)
 
     def _layer_scores(self, precision: str, ranked: pd.DataFrame) -> np.ndarray:
         """Every candidate's score estimate after every layer at ``precision`` (rows x layers)."""
@@ -244,12 +315,9 @@ class DiffusionReRanker(pt.Transformer):
         return QueryCosts.of(encoder, [lengths[rows] for rows in groups], query_lengths)
 
     def _require_fitted(self):
-        if self.usefulness is None:
-            raise ValueError("DiffusionReRanker: the usefulness model is not fitted; call .fit(candidates) first "
-                             "(candidates of training queries or pseudo-queries)")
-        if self.cost_model is None:
-            raise ValueError("DiffusionReRanker: no cost model; set cost_model= to one calibrated with "
-                             "gaia.calibrate_costs(ranker, candidates)")
+        if self.usefulness is None or self.cost_model is None:
+            raise ValueError("DiffusionReRanker.potential: the ranker is not fitted yet; call it on first-stage "
+                             "candidates once (it fits itself), or call .fit_on_first_use(candidates)")
 
     # ----- re-ranking
     def transform(self, inp: pd.DataFrame) -> pd.DataFrame:
@@ -257,21 +325,70 @@ class DiffusionReRanker(pt.Transformer):
         columns = self.transform_outputs(list(inp.columns))
         if len(inp) == 0:
             return pd.DataFrame({c: pd.Series(dtype=inp[c].dtype if c in inp else "float64") for c in columns})
-        self._require_fitted()
         ranked = self.in_first_stage_order(inp)
         available = ranked.groupby("qid", sort=True).size()
-        if self.space.depths[1] > available.max():
-            raise ValueError(f"DiffusionReRanker: depths={self.space.depths} reach {self.space.depths[1]}, but no "
-                             f"query has more than {available.max()} candidates; lower the depth range or "
-                             f"retrieve more (e.g. bm25 % {self.space.depths[1]})")
-        return self._rerank(ranked, self._budgets(ranked, available))[columns]
+        if not self._fitted() and not self._enough_to_fit(ranked):
+            warnings.warn(f"DiffusionReRanker: {len(available)} queries are too few to fit on (it needs "
+                          f"{MIN_FIT_QUERIES} with {MIN_FIT_CANDIDATES} candidates or more); re-ranked them at the "
+                          f"full budget; it fits itself on its first call with enough (or call .fit, or .load "
+                          f"a fitted ranker)", RuntimeWarning, stacklevel=2)
+            full = self.space.full
+            budgets = {qid: Budget(min(full.depth, int(n)), full.precision, full.agreement)
+                       for qid, n in available.items()}
+            return self._rerank(ranked, budgets, steps=0)[columns]
+        self.fit_on_first_use(ranked)
+        return self._rerank(ranked, self._budgets(ranked, available), steps=len(self.schedule))[columns]
+
+    def _fitted(self) -> bool:
+        return self.usefulness is not None and self.cost_model is not None
+
+    def _enough_to_fit(self, ranked: pd.DataFrame) -> bool:
+        sizes = ranked.groupby("qid").size()
+        return int((sizes >= MIN_FIT_CANDIDATES).sum()) >= MIN_FIT_QUERIES
+
+    def fit_on_first_use(self, candidates: pd.DataFrame) -> None:
+        """Fit what is missing from ``candidates`` (a call's first-stage results), no judgments needed:
+        the usefulness model on up to ``fit_queries`` of its queries (:meth:`fit`), the cost model on
+        ``calibration_queries`` metered re-rankings at random budgets (:func:`calibrate_costs`).
+
+        The fit is metered as its own one-off ledger record (never in a query's J/q) and cached on
+        disk (the gaia cache) and in memory, by model, collection (``collection=``, else a fingerprint
+        of the documents fitted on), the fitted options, the package version and the host."""
+        if self._fitted():
+            return
+        ranked = self.in_first_stage_order(candidates)
+        sample = self._fit_sample(ranked, "DiffusionReRanker (fitting itself on its first call)", self.fit_queries)
+        parts = [name for name, missing in (("usefulness", self.usefulness is None),
+                                            ("costs", self.cost_model is None)) if missing]
+        key = {"model": fitted_for(self.encoder), "heads": None if self.heads is None else self.heads.key(),
+               "collection": collection_key(self.collection, sample["docno"], sample["text"]),
+               "options": {name: self.options[name] for name in FITTED_OPTIONS + SAMPLING_OPTIONS},
+               "parts": parts, "version": __version__, "host": platform.node()}
+        self.use_state(self._self_fit.get(key, lambda: self._fit_parts(sample, parts)))
+
+    def _fit_parts(self, sample: pd.DataFrame, parts) -> dict:
+        if "usefulness" in parts:
+            self.fit(sample)
+        cost_model = calibrate_costs(self, sample, queries=self.calibration_queries, seed=self.seed) \
+            if "costs" in parts else None
+        return {**self.fitted_state(), "cost_model": cost_model}
+
+    def fitted_state(self) -> dict:
+        """What the ranker fitted: ``usefulness``, ``layers`` and ``cost_model``."""
+        return {"usefulness": self.usefulness, "layers": self.layers, "cost_model": self.cost_model}
+
+    def use_state(self, state: dict) -> None:
+        """Take a fitted state (:meth:`fitted_state`; a None cost model leaves the ranker's own)."""
+        self.layers, self.usefulness = state["layers"], state["usefulness"]
+        if state["cost_model"] is not None:
+            self.cost_model = state["cost_model"]
 
     def budgets(self, candidates: pd.DataFrame) -> pd.DataFrame:
         """The budget drawn for each query of ``candidates`` (as :meth:`transform` would draw it, without
         re-ranking): one row per qid with its ``depth``, ``precision`` and ``agreement`` threshold."""
         self._check(list(candidates.columns))
-        self._require_fitted()
         ranked = self.in_first_stage_order(candidates)
+        self.fit_on_first_use(ranked)
         drawn = self._budgets(ranked, ranked.groupby("qid", sort=True).size())
         return pd.DataFrame([{"qid": qid, "depth": b.depth, "precision": b.precision, "agreement": b.agreement}
                              for qid, b in drawn.items()])
@@ -283,11 +400,12 @@ class DiffusionReRanker(pt.Transformer):
         points = self.draw(self.potential(top), qids)
         return {qid: self.space.round(point, int(available[qid])) for qid, point in zip(qids, points)}
 
-    def _rerank(self, ranked: pd.DataFrame, budgets) -> pd.DataFrame:
-        """Re-rank each query's top ``depth`` candidates with its budget; the rest keep their order below."""
+    def _rerank(self, ranked: pd.DataFrame, budgets, steps: int) -> pd.DataFrame:
+        """Re-rank each query's top ``depth`` candidates with its budget (drawn in ``steps`` Langevin
+        steps); the rest keep their order below."""
         budget_of = ranked["qid"].map(budgets)
         ranked = ranked.assign(depth=[b.depth for b in budget_of], precision=[b.precision for b in budget_of],
-                               agreement=[b.agreement for b in budget_of], steps=len(self.schedule),
+                               agreement=[b.agreement for b in budget_of], steps=steps,
                                doc_layers=0, layers=0, neural=np.nan)
         chosen = ranked["position"] < ranked["depth"]
         for precision in ranked.loc[chosen, "precision"].unique():
@@ -317,8 +435,9 @@ def _check_weights(weights):
 
 
 def _replay(first: np.ndarray, layer_scores: np.ndarray, depth: int, agreement: float, k: int, interpolate):
-    """The ranking (positions in first-stage order) and exit layer index that a budget gives a query,
-    replayed from its candidates' scores at every layer (as EarlyExitReRanker without cascade)."""
+    """The ranking (positions in first-stage order), exit layer index and re-ranked scores (of the top
+    ``depth``) that a budget gives a query, replayed from its candidates' scores at every layer (as
+    EarlyExitReRanker without cascade)."""
     scores = layer_scores[:depth]
     previous, chosen = None, scores.shape[1] - 1
     for index in range(scores.shape[1]):
@@ -331,7 +450,19 @@ def _replay(first: np.ndarray, layer_scores: np.ndarray, depth: int, agreement: 
     if interpolate is not None:
         final = fuse(interpolate, first[:depth], final)
     order = np.argsort(-final, kind="stable")
-    return np.concatenate([order, np.arange(depth, len(first))]), chosen
+    return np.concatenate([order, np.arange(depth, len(first))]), chosen, final
+
+
+def pseudo_qrels(qid, docnos, scores: np.ndarray, k: int, grades: int = 100) -> pd.DataFrame:
+    """Graded pseudo-judgments of one query from its full budget's ``scores``: a candidate's label is
+    how far its score lies above the (k+1)-th best, as a share of how far the best does, in whole
+    ``grades``-ths (0 from the (k+1)-th down). Near-ties at the cut count little, so nDCG@k against
+    these loses what a budget's ranking loses of the full one's, weighted as nDCG weighs it."""
+    ordered = np.sort(scores)[::-1]
+    floor = ordered[min(k, len(ordered) - 1)]
+    span = ordered[0] - floor
+    labels = np.ones(len(scores)) if span <= 0 else np.clip(np.round(grades * (scores - floor) / span), 0, None)
+    return pd.DataFrame({"qid": qid, "docno": docnos, "label": labels.astype(int)})
 
 
 def _check_qrels(qrels) -> None:

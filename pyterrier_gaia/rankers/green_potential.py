@@ -5,7 +5,9 @@ its gradient (what Langevin dynamics follow).
   (piecewise linear in the threshold, measured when fitting).
 - :class:`Usefulness` Û: how much of the full re-ranking's benefit a budget keeps for a query, a
   linear model over (query signals) ⊗ (polynomial terms of depth, rung and ℓ), fitted by ridge
-  regression on simulated budgets (see :meth:`DiffusionReRanker.fit`). Û reads the threshold
+  regression on replayed budgets (see :meth:`DiffusionReRanker.fit`); its target is the nDCG@k of
+  the budget's ranking with the full budget's scores as graded pseudo-labels, so what it loses tracks
+  what nDCG loses. Û reads the threshold
   through ℓ: what a looser threshold costs in quality follows how many layers it skips, which
   jumps where the encoder's layers start to agree (a polynomial in the threshold itself cannot
   follow that step).
@@ -87,24 +89,33 @@ class Usefulness:
         return (signals_tilde[:, :, None] * terms[:, None, :]).reshape(len(terms), -1)
 
     @classmethod
-    def fit(cls, signals: np.ndarray, x: np.ndarray, target: np.ndarray, layers: LayerFraction,
-            held_out=None) -> "Usefulness":
-        """Fit on rows of (query signals, budget point, usefulness); ``held_out`` (bool per row)
-        rows are kept out of the fit and give its held-out R² (``info["r2_held_out"]``)."""
-        signals = np.asarray(signals, dtype=float)
-        train = np.ones(len(x), dtype=bool) if held_out is None else ~np.asarray(held_out)
-        mean, std = signals[train].mean(axis=0), signals[train].std(axis=0)
+    def fit(cls, signals: np.ndarray, x: np.ndarray, target: np.ndarray, layers: LayerFraction) -> "Usefulness":
+        """Fit on rows of (query signals, budget point, usefulness); ``info["r2_train"]`` is its R²
+        on them."""
+        signals, target = np.asarray(signals, dtype=float), np.asarray(target, dtype=float)
+        mean, std = signals.mean(axis=0), signals.std(axis=0)
         model = cls(np.zeros(1), mean, np.where(std > 0, std, 1.0), layers)
         design = cls._design(model._signals(signals), basis(layers.relax(x)[0])[0])
         # column 0 of the design is constant 1: ridge_fit adds its own unpenalised bias
-        matrix, penalty = ridge_fit(design[train][:, 1:], np.asarray(target, dtype=float)[train])
+        matrix, penalty = ridge_fit(design[:, 1:], target)
         weights = np.concatenate([[matrix[-1, 0]], matrix[:-1, 0]])
         model.weights = weights.reshape(len(mean) + 1, -1)
-        model.info = {"rows": int(train.sum()), "ridge": penalty, "r2_train": _r2(target[train], model.value(
-            signals[train], x[train]))}
-        if held_out is not None and (~train).any():
-            model.info["r2_held_out"] = _r2(target[~train], model.value(signals[~train], x[~train]))
+        model.info = {"rows": len(target), "ridge": penalty, "r2_train": r2(target, model.value(signals, x))}
         return model
+
+    @classmethod
+    def out_of_fold(cls, signals: np.ndarray, x: np.ndarray, target: np.ndarray, layers: LayerFraction,
+                    queries: np.ndarray, folds: int, seed: int) -> np.ndarray:
+        """Each row's Û from a model fitted without its query (``queries``: the query of each row,
+        split into ``folds`` groups of whole queries): what held-out R² is measured on."""
+        from sklearn.model_selection import GroupKFold
+
+        predicted = np.full(len(target), np.nan)
+        shuffled = np.random.default_rng(seed).permutation(int(queries.max()) + 1)[queries]
+        for train, held in GroupKFold(n_splits=folds).split(x, groups=shuffled):
+            model = cls.fit(signals[train], x[train], target[train], layers)
+            predicted[held] = model.value(signals[held], x[held])
+        return predicted
 
     def value(self, signals: np.ndarray, x: np.ndarray) -> np.ndarray:
         """Û for each row (signals n x F, points n x 3)."""
@@ -120,10 +131,13 @@ class Usefulness:
         return gradient
 
 
-def _r2(measured, predicted) -> float:
+def r2(measured, predicted) -> float:
+    """scikit-learn's R² (NaN when the measured values are constant: nothing to explain)."""
     from sklearn.metrics import r2_score
 
-    return float(r2_score(measured, predicted, force_finite=False))
+    if np.ptp(measured) == 0:
+        return float("nan")
+    return float(r2_score(measured, predicted))
 
 
 @dataclass

@@ -1,21 +1,37 @@
-"""Semantic signals of a query that say how much neural re-ranking will change its ranking, read
-before any budget is spent on it (the usefulness model's inputs):
+"""Signals of a query that say how much neural re-ranking will change its top k, read before any budget
+is spent on it (the usefulness model's inputs). They separate queries, not only budgets: pre-retrieval
+and post-retrieval query-performance predictors over the first-stage scores of its candidates, and a
+cheap probe (the encoder's first ``probe_layer`` layers over the top ``probe_depth`` candidates).
 
-- ``first_stage_gap``: how much of its candidates' score range the first-stage top k spans (a top k
-  far ahead of the rest is seldom overturned);
-- ``first_stage_spread``: the first-stage scores' coefficient of variation;
-- ``probe_similarity``: the mean query–candidate score of a cheap pass (the encoder's first
-  ``probe_layer`` layers over the top ``probe_depth`` candidates);
-- ``probe_disagreement``: 1 − the Spearman correlation between that cheap pass and the first-stage
-  order (the more they disagree, the more a full pass is likely to move);
-- ``query_length``: log(1 + words in the query).
+First-stage score distribution (the candidates' scores stand in for the collection's):
+
+- ``nqc``: normalised query commitment, the standard deviation of the top-k scores over the mean
+  candidate score's magnitude (Shtok et al.);
+- ``wig``: weighted information gain, the top k's mean score above the candidates' mean, per
+  square root of the query's words (Zhou and Croft);
+- ``top_gap``: the share of the score range the top k spans (a top k far ahead of the rest is seldom
+  overturned);
+- ``cut_gap``: the gap between the k-th and the (k+1)-th score, as a share of the range (a clear cut
+  keeps deep candidates out);
+- ``crowd``: the share of the candidates below the top k whose score lies within a tenth of the range
+  of the k-th (how many could climb in);
+
+the probe:
+
+- ``probe_mean``: the candidates' mean probe score;
+- ``probe_disagreement``: 1 − the Spearman correlation of the probe scores with the first-stage order;
+- ``probe_agreement``: the top-k overlap of the probe's ranking with the first-stage one;
+
+and ``query_length``: log(1 + words in the query).
 """
 import numpy as np
 import pandas as pd
 
 from .exit_heads import in_order
+from .measures import top_overlap
 
-SIGNALS = ("first_stage_gap", "first_stage_spread", "probe_similarity", "probe_disagreement", "query_length")
+SIGNALS = ("nqc", "wig", "top_gap", "cut_gap", "crowd", "probe_mean", "probe_disagreement", "probe_agreement",
+           "query_length")
 
 
 def query_signals(scorer, ranked: pd.DataFrame, k: int, probe_depth: int, probe_layer: int,
@@ -24,21 +40,39 @@ def query_signals(scorer, ranked: pd.DataFrame, k: int, probe_depth: int, probe_
     first-stage order, as :func:`pd.factorize` orders qids): a queries x signals array."""
     codes, qids = pd.factorize(ranked["qid"])
     position = ranked.groupby(codes, sort=False).cumcount().to_numpy()
+    words = ranked.groupby(codes, sort=True)["query"].first().astype(str).str.split().str.len().to_numpy(float)
     signals = np.zeros((len(qids), len(SIGNALS)))
+    all_scores = ranked["score"].to_numpy(dtype=float)
     for code, rows in pd.Series(np.arange(len(ranked))).groupby(codes).indices.items():
-        scores = ranked["score"].to_numpy(dtype=float)[rows]
-        top = scores[min(k, len(scores)) - 1]
-        signals[code, 0] = (scores[0] - top) / (scores[0] - scores[-1]) if scores[0] > scores[-1] else 0.0
-        signals[code, 1] = scores.std() / abs(scores.mean()) if scores.mean() else 0.0
+        signals[code, :5] = score_distribution(all_scores[rows], k, max(words[code], 1))
     probed = ranked[position < probe_depth]
     similarity = probe(scorer, probed, probe_layer, batch_size)
     probe_codes = codes[position < probe_depth]
     for code, rows in pd.Series(np.arange(len(probed))).groupby(probe_codes).indices.items():
-        signals[code, 2] = similarity[rows].mean()
-        signals[code, 3] = 1 - _spearman(similarity[rows], -np.arange(len(rows), dtype=float))
-    words = ranked.groupby(codes, sort=True)["query"].first().astype(str).str.split().str.len()
-    signals[:, 4] = np.log1p(words.to_numpy(dtype=float))
+        scores = similarity[rows]
+        signals[code, 5] = scores.mean()
+        signals[code, 6] = 1 - _spearman(scores, -np.arange(len(rows), dtype=float))
+        top = min(k, len(rows))
+        signals[code, 7] = top_overlap(np.argsort(-scores, kind="stable")[:top], np.arange(top))
+    signals[:, 8] = np.log1p(words)
     return signals
+
+
+def score_distribution(scores: np.ndarray, k: int, words: float) -> np.ndarray:
+    """``nqc``, ``wig``, ``top_gap``, ``cut_gap`` and ``crowd`` of one query's first-stage ``scores``
+    (best first)."""
+    top = scores[:min(k, len(scores))]
+    span = scores[0] - scores[-1]
+    mean = scores.mean()
+    nqc = top.std() / abs(mean) if mean else 0.0
+    wig = (top.mean() - mean) / np.sqrt(words)
+    if span <= 0:
+        return np.array([nqc, wig, 0.0, 0.0, 0.0])
+    kth = top[-1]
+    rest = scores[len(top):]
+    cut_gap = (kth - rest[0]) / span if len(rest) else 1.0
+    crowd = float((rest >= kth - 0.1 * span).mean()) if len(rest) else 0.0
+    return np.array([nqc, wig, (scores[0] - kth) / span, cut_gap, crowd])
 
 
 def probe(scorer, candidates: pd.DataFrame, layer: int, batch_size: int) -> np.ndarray:

@@ -1,0 +1,89 @@
+"""A fitted :class:`gaia.DiffusionReRanker` as one artifact: a folder in PyTerrier's Artifact layout
+(``pt_meta.json`` with its type, format and package) holding the ranker's options, its usefulness
+model and layer fractions, its cost model and its exit heads, keyed to the encoder and the package
+version it was fitted with."""
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .. import __version__
+from ..cost.model import CostModel
+from .exit_heads import ExitHeads, fitted_for
+from .green_potential import LayerFraction, Usefulness
+
+TYPE, FORMAT = "reranker", "gaia-diffusion"
+PACKAGE = "pyterrier-gaia"
+
+
+def save(ranker, path) -> Path:
+    """Write fitted ``ranker`` to the folder ``path`` (created; files in it are replaced); returns it."""
+    if ranker.usefulness is None or ranker.cost_model is None:
+        raise ValueError("DiffusionReRanker.save: the ranker is not fitted yet; call it once on first-stage "
+                         "candidates (it fits itself) or call .fit_on_first_use(candidates), then save it")
+    folder = Path(path)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "pt_meta.json").write_text(json.dumps({"type": TYPE, "format": FORMAT, "package_hint": PACKAGE}))
+    meta = {"version": __version__, "encoder": fitted_for(ranker.encoder), "options": ranker.options,
+            "heads": ranker.heads is not None}
+    (folder / "diffusion.json").write_text(json.dumps(meta, indent=1, default=_plain))
+    save_state(ranker.fitted_state(), folder)
+    if ranker.heads is not None:
+        ranker.heads.save(folder / "heads")
+    return folder
+
+
+def load(cls, path, encoder, **options):
+    """The ranker saved at ``path``, for ``encoder`` (the one it was fitted with); ``options`` override
+    the saved ones that do not change what was fitted (``weights``, ``steps``, ``seed``...)."""
+    folder = Path(path)
+    where = "DiffusionReRanker.load"
+    if not (folder / "diffusion.json").is_file():
+        raise FileNotFoundError(f"{where}: {folder} holds no saved diffusion re-ranker (no diffusion.json); "
+                                f"save one with ranker.save(path)")
+    meta = json.loads((folder / "diffusion.json").read_text())
+    if meta["version"] != __version__:
+        raise ValueError(f"{where}: {folder} was saved by pyterrier-gaia {meta['version']}, this is {__version__}; "
+                         f"its models may not mean the same here: let a new ranker fit itself (or .fit it) and "
+                         f"save it again")
+    if meta["encoder"] != fitted_for(encoder):
+        raise ValueError(f"{where}: {folder} was fitted for {meta['encoder']}, not for {fitted_for(encoder)}; "
+                         f"load it with that encoder, or let a new DiffusionReRanker fit itself for this one")
+    fixed = sorted(set(options) & set(FITTED_OPTIONS))
+    if fixed:
+        raise ValueError(f"{where}: {fixed} cannot change on a fitted ranker (its usefulness model was fitted "
+                         f"with them); fit a new one instead")
+    heads = ExitHeads.load(next((folder / "heads").glob("*.npz")), encoder) if meta["heads"] else None
+    ranker = cls(encoder, heads=heads, **{**meta["options"], **options})
+    ranker.use_state(load_state(folder, ranker.space))
+    return ranker
+
+
+#: the options a fitted state depends on
+FITTED_OPTIONS = ("depths", "precisions", "agreements", "k", "interpolate", "probe_depth", "probe_layer")
+
+
+def save_state(state: dict, folder: Path) -> None:
+    """Write a ranker's fitted state (``usefulness``, ``layers``, and ``cost_model`` unless None) to ``folder``."""
+    useful, layers = state["usefulness"], state["layers"]
+    meta = {"usefulness_info": useful.info,
+            "layers": {"thresholds": layers.thresholds.tolist(), "fractions": layers.fractions.tolist()}}
+    (folder / "fitted.json").write_text(json.dumps(meta, indent=1, default=_plain))
+    np.savez(folder / "usefulness.npz", weights=useful.weights, mean=useful.mean, std=useful.std)
+    if state["cost_model"] is not None:
+        state["cost_model"].save(folder / "cost_model.json")
+
+
+def load_state(folder: Path, space) -> dict:
+    """The fitted state :func:`save_state` wrote to ``folder``, for a ranker's budget ``space``."""
+    meta = json.loads((Path(folder) / "fitted.json").read_text())
+    layers = LayerFraction(dict(zip(meta["layers"]["thresholds"], meta["layers"]["fractions"])), space)
+    with np.load(Path(folder) / "usefulness.npz") as stored:
+        usefulness = Usefulness(stored["weights"], stored["mean"], stored["std"], layers, meta["usefulness_info"])
+    costs = Path(folder) / "cost_model.json"
+    return {"usefulness": usefulness, "layers": layers, "cost_model": CostModel.load(costs) if costs.is_file() else None}
+
+
+def _plain(value):
+    """JSON for the numpy scalars and tuples among the options and the fit's info."""
+    return value.item() if hasattr(value, "item") else list(value)
