@@ -52,9 +52,6 @@ def _fitted_diffusion(context):
 
 # the exact failures seen today (see the module docstring), for the lead to route
 UNFITTED = {    # calling these with their defaults raises, so every property that calls them fails
-    "EarlyExitReRanker defaults": "ValueError: EarlyExitReRanker: cascade=True needs fitted exit heads (their "
-                                  "margins decide what to drop): call .fit(docs, retriever, collection), pass heads=, "
-                                  "or set cascade=False -- even on an empty frame",
     "DiffusionReRanker defaults": "ValueError: DiffusionReRanker: the usefulness model is not fitted; call "
                                   ".fit(candidates) first -- even on an empty frame; once fitted it still raises "
                                   "'no cost model; set cost_model=...' until gaia.calibrate_costs is run",
