@@ -2,7 +2,7 @@
 
     .venv/bin/python examples/early_exit.py [--topics 10] [--workdir DIR]
 
-BM25's top 50 on the embedded Vaswani collection, re-ranked by the cross-encoder at full depth and by
+BM25's top 40 on the embedded Vaswani collection, re-ranked by the cross-encoder at full depth and by
 ``gaia.EarlyExitReRanker`` with its defaults, in one metered ``gaia.Experiment``. The early-exit ranker
 fits its exit heads by itself on its first call (the experiment's warm-up topic; no judgments): that
 fit is its own start-up record in the ledger, never in a system's J/q. Energy is whatever the machine
@@ -30,14 +30,14 @@ def main():
     index = gaia.LuceneIndex("./vaswani-idx")
     if not index.built():
         index.index(ds.get_corpus_iter())
-    bm25 = index.bm25(num_results=50)
+    bm25 = index.bm25(num_results=40)
     encoder = gaia.CrossEncoder()
     early_exit = gaia.EarlyExitReRanker(encoder, collection="vaswani")
 
     results = gaia.Experiment(
         [bm25, bm25 >> encoder.reranker(), bm25 >> early_exit],
         ds.get_topics().head(args.topics), ds.get_qrels(), [pt.measures.nDCG @ 10, "mrt"],
-        names=["BM25 top 50", "cross-encoder, full depth", "cross-encoder, early exit"],
+        names=["BM25 top 40", "cross-encoder, full depth", "cross-encoder, early exit"],
         ledger="early-exit-ledger.jsonl")
     print(results.to_string(index=False))
 
