@@ -35,7 +35,8 @@ class EarlyExitReRanker(pt.Transformer):
       margin below the query's k-th estimate: it cannot reach the top k. Margins are calibrated on the
       heads' cross-fitted pseudo-query estimates so that a document of the full-depth top ``k`` is
       dropped with probability at most ``error_rate`` over all layers (``ExitHeads.margins``). A
-      stopped candidate keeps its last estimate as its score.
+      stopped candidate's score is its last estimate, shifted down (one offset per query) if needed
+      so that it ranks below every candidate that ran on.
     - **exit** (``agreement``, off by default): the query stops when its top ``k`` at this exit and at
       the previous one share at least ``agreement`` of their documents (|A ∩ B| / k); its documents
       keep their estimates. An input column ``agreement`` (one value per query, at least 0; above 1:
@@ -283,6 +284,9 @@ class EarlyExitReRanker(pt.Transformer):
                 if margins is not None:
                     rest = ranked[len(top):]
                     live[rest[scores[rest] < scores[top[-1]] - margins[layer]]] = False
+        for query, mine in enumerate(members):
+            _below_survivors(scores, mine[doc_layers[mine] < exit_layer[query]],
+                             mine[doc_layers[mine] == exit_layer[query]])
         return scores, doc_layers, exit_layer[queries]
 
 
@@ -293,3 +297,13 @@ def _checked(heads: ExitHeads, encoder, where: str = "EarlyExitReRanker") -> Exi
     except ValueError as error:
         raise ValueError(f"{where}: {error}") from None
     return heads
+
+
+def _below_survivors(scores: np.ndarray, dropped: np.ndarray, kept: np.ndarray) -> None:
+    """Shift the scores of a query's dropped candidates down by one offset, if needed, so that they rank
+    below every candidate that ran to its query's exit layer: the cascade judged they cannot reach the
+    top k, and a stale estimate must not outrank an exact score."""
+    if len(dropped) and len(kept):
+        overlap = scores[dropped].max() - scores[kept].min()
+        if overlap >= 0:
+            scores[dropped] -= overlap + 1e-3
