@@ -1,9 +1,18 @@
-"""Early-exit re-ranking against full depth: BM25 top-100 re-ranked by the bundled MiniLM (6 layers)
-with gaia.EarlyExitReRanker under several policies, against the fp32 full-depth ReRanker:
-nDCG@10, AP, top-10 overlap with full depth, layer FLOPs, documents/s, modelled J/q, peak memory,
-and the layers queries and documents used.
+"""Early-exit re-ranking against full depth, on BM25's top 100.
 
-    .venv/bin/python benchmarks/early_exit.py [--collections vaswani cranfield] [--depth 100]
+Cross-encoder mode (the default, ``--encoder cross``): the bundled cross-encoder (ms-marco-MiniLM-L-12-v2,
+12 layers) at fp32, full depth, against ``gaia.EarlyExitReRanker`` with its defaults (exit heads fitted by
+itself on first use from the candidates of the warm-up topic, no judgments; cascade at error rate 0.01)
+and at a looser error rate, in one metered ``gaia.Experiment`` per collection: nDCG@10, layer FLOPs
+(the encoders' own counts), FLOPs ratio, modelled J/q, the self-fit's own start-up record, and per layer
+the heads' cross-fitted error against the top-10 score gap (10th minus 11th full-depth score) of the topics.
+
+    .venv/bin/python benchmarks/early_exit.py [--collections vaswani cranfield cacm] [--topics N]
+
+Bi-encoder mode (``--encoder bi``): the bundled MiniLM (6 layers) under several policies, heads fitted
+on pseudo-queries through BM25:
+
+    .venv/bin/python benchmarks/early_exit.py --encoder bi [--collections vaswani cranfield] [--depth 100]
                                               [--queries 300] [--heads DIR] [--data ../shared/data]
 
 Exit heads are fitted per collection on 300 pseudo-queries (BM25 top 20, no judgments) and saved in
@@ -31,16 +40,16 @@ import pyterrier as pt
 import pyterrier_gaia as gaia
 from pyterrier_gaia.cost.counts import counting
 
-COLLECTIONS = {"vaswani": "vaswani", "cranfield": "cranfield:{data}/cranfield"}
+COLLECTIONS = {"vaswani": "vaswani", "cranfield": "cranfield:{data}/cranfield", "cacm": "cacm:{data}/cacm"}
 MEASURES = [pt.measures.nDCG @ 10, pt.measures.AP]
 FULL = "MiniLM fp32 full depth"
 SYSTEMS = {  # name -> EarlyExitReRanker options (k=10 throughout)
     "EE own head, agreement 1.0": dict(heads=None, agreement=1.0, cascade=False),
-    "EE heads, agreement 0.9, cascade 0.95": dict(agreement=0.9, cascade_quantile=0.95),
-    "EE heads, agreement 1.0, cascade 0.95": dict(agreement=1.0, cascade_quantile=0.95),
-    "EE heads, exits 1+6, cascade 0.95": dict(exits=[1, 6], cascade_quantile=0.95),
-    "EE heads, exits 1+6, cascade 0.9": dict(exits=[1, 6], cascade_quantile=0.9),
-    "EE heads, exits 1+6, cascade 0.8": dict(exits=[1, 6], cascade_quantile=0.8),
+    "EE heads, agreement 0.9, cascade 0.05": dict(agreement=0.9, error_rate=0.05),
+    "EE heads, agreement 1.0, cascade 0.05": dict(agreement=1.0, error_rate=0.05),
+    "EE heads, cascade 0.01": dict(error_rate=0.01),
+    "EE heads, exits 1+6, cascade 0.1": dict(exits=[1, 6], error_rate=0.1),
+    "EE heads, exits 1+6, cascade 0.2": dict(exits=[1, 6], error_rate=0.2),
 }
 
 
@@ -85,7 +94,7 @@ def fit_heads(name, ds, index, folder, queries):
             heads = ExitHeads.fit(encoder, ds.get_corpus_iter(), index.bm25(num_results=20), name, queries=queries)
         figures = {"fit s": time.perf_counter() - started, "fit GFLOPs": scope.counts["flops"] / 1e9}
     print(f"\n{name}: exit heads from {heads.info['pseudo_queries']} pseudo-queries "
-          f"({heads.info['fit_inputs']} texts fitted, {heads.info['held_out_pairs']} held-out pairs), "
+          f"({heads.info['fit_inputs']} texts fitted, cross-fitted in {heads.info['folds']} folds), "
           f"fit {figures['fit s'] or 0:.0f} s, {figures['fit GFLOPs'] or 0:.0f} GFLOPs (0: reused)")
     print(pd.DataFrame(heads.info["held_out"]).assign(
         margin_k10_q95=[heads.margin(layer, 10, 0.95) for layer in range(1, heads.layers)]).to_string(
@@ -133,9 +142,52 @@ def collection_table(name, spec, depth, queries, heads_folder, tmp):
     return table
 
 
+CROSS_SYSTEMS = {"EE defaults (error rate 0.01)": {}, "EE error rate 0.1": {"error_rate": 0.1}}
+
+
+def cross_encoder_table(name, spec, depth, topics_count, tmp):
+    """One metered gaia.Experiment: the cross-encoder at full depth and early exit; the table and the heads' report."""
+    ds = gaia.datasets.get(spec)
+    topics, qrels = ds.get_topics(), ds.get_qrels()
+    topics = topics[topics["qid"].isin(qrels["qid"])].head(topics_count)
+    index = gaia.LuceneIndex(Path(tmp) / name).index(ds.get_corpus_iter())
+    bm25 = index.bm25(num_results=depth)
+    encoder = gaia.CrossEncoder()
+    rankers = {"CE fp32 full depth": encoder.reranker(batch_size=32),
+               **{system: gaia.EarlyExitReRanker(encoder, **options) for system, options in CROSS_SYSTEMS.items()}}
+    ledger = gaia.Ledger()
+    runs = Path(tmp) / f"{name}-runs"
+    result = gaia.Experiment([bm25 >> ranker for ranker in rankers.values()], topics, qrels,
+                             [pt.measures.nDCG @ 10], names=list(rankers), ledger=ledger, sensors="model",
+                             save_dir=str(runs))
+    records = ledger.to_frame()
+    table = result.set_index("name")
+    for system in rankers:
+        mine = records[records["stage"].str.startswith(f"{system} / ") & ~records["startup"]]
+        table.loc[system, "GFLOPs"] = sum(c.get("flops", 0) for c in mine["counts"]) / 1e9
+    table["FLOPs ÷"] = table.loc["CE fp32 full depth", "GFLOPs"] / table["GFLOPs"]
+    table["ΔnDCG@10"] = table["nDCG@10"] - table.loc["CE fp32 full depth", "nDCG@10"]
+    fits = records[records["stage"].str.endswith("fit exit heads")]
+    print(f"\n{name}: {len(topics)} topics x BM25 top {depth}; self-fit records (start-up, not in J/q):")
+    print(fits[["stage", "wall_s", "cpu_s", "joules"]].to_string(index=False))
+    heads = rankers["EE defaults (error rate 0.01)"].heads
+    full = pt.io.read_results(str(runs / "CE fp32 full depth.res.gz"))
+    gaps = full.groupby("qid")["score"].apply(lambda s: np.sort(s.to_numpy())[::-1][9] - np.sort(s.to_numpy())[::-1][10]
+                                              if len(s) > 10 else np.nan)
+    margins = heads.margins(list(range(1, heads.layers + 1)), 10, 0.01)
+    report = pd.DataFrame(heads.info["held_out"]).assign(margin_k10=[margins[l] for l in range(1, heads.layers)])
+    print(f"heads from {heads.info['pseudo_queries']} pseudo-queries x {heads.info['depth']} candidates of the warm-up "
+          f"topic, cross-fitted; top-10 gap of the topics' full-depth scores: median {gaps.median():.3f}, "
+          f"q25 {gaps.quantile(0.25):.3f}")
+    print(report.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    return table.reset_index().assign(collection=name)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--collections", nargs="+", default=list(COLLECTIONS), choices=sorted(COLLECTIONS))
+    parser.add_argument("--encoder", choices=("cross", "bi"), default="cross")
+    parser.add_argument("--topics", type=int, default=None, help="first N judged topics (cross mode; default all)")
+    parser.add_argument("--collections", nargs="+", default=None, choices=sorted(COLLECTIONS))
     parser.add_argument("--depth", type=int, default=100)
     parser.add_argument("--queries", type=int, default=300, help="pseudo-queries to fit exit heads on")
     parser.add_argument("--heads", help="folder to keep exit heads in (default: a temporary folder)")
@@ -145,6 +197,16 @@ def main():
     if args.worker:
         return worker(*args.worker)
     pd.set_option("display.width", 300)
+    if args.encoder == "cross":
+        with tempfile.TemporaryDirectory() as tmp:
+            os.environ.setdefault("GAIA_CACHE", str(Path(tmp) / "cache"))   # a fresh fit, timed in its record
+            tables = [cross_encoder_table(c, COLLECTIONS[c].format(data=args.data), args.depth, args.topics or 10 ** 6,
+                                          tmp) for c in args.collections or ["vaswani", "cranfield", "cacm"]]
+        print(f"\nEarly exit vs full depth: BM25 top {args.depth} re-ranked by the bundled cross-encoder "
+              f"(ms-marco-MiniLM-L-12-v2, fp32), k=10; energy modelled (no RAPL/NVML here)")
+        print(pd.concat(tables).to_string(index=False, float_format=lambda v: f"{v:.4f}", na_rep=""))
+        return
+    args.collections = args.collections or ["vaswani", "cranfield"]
     with tempfile.TemporaryDirectory() as tmp:
         tables = [collection_table(c, COLLECTIONS[c].format(data=args.data), args.depth, args.queries,
                                    args.heads or Path(tmp) / "heads", tmp) for c in args.collections]

@@ -65,8 +65,16 @@ def ray_cluster():
     ray.shutdown()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="session", autouse=True)
 def gaia_cache(tmp_path_factory):
-    """An empty gaia cache folder for the session ($GAIA_CACHE for the code of the docs and examples):
-    the bundled cross-encoder is converted into it once, and no user cache is read."""
-    return tmp_path_factory.mktemp("gaia_cache")
+    """An empty gaia cache folder for the session, set as $GAIA_CACHE (also for the docs' and examples'
+    subprocesses): the bundled cross-encoder is converted into it once, what the re-rankers fit on first
+    use is cached there, and the user's cache is neither read nor written."""
+    folder = tmp_path_factory.mktemp("gaia_cache")
+    previous = os.environ.get("GAIA_CACHE")
+    os.environ["GAIA_CACHE"] = str(folder)
+    yield folder
+    if previous is None:
+        os.environ.pop("GAIA_CACHE", None)
+    else:
+        os.environ["GAIA_CACHE"] = previous

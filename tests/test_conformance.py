@@ -8,8 +8,8 @@ input column raises ``pt.validate.InputValidationError`` naming it; a frame and 
 agree; ranks count from 0 in score order within each query; a second call gives the same result;
 and PyTerrier's own ``pt.testing.TransformerTestCase`` (inspection and schematic) passes.
 
-A transformer that fails a property today is marked ``xfail(strict=True)`` in ``KNOWN_FAILURES``
-with the exact failure: fixing it makes its test fail until the mark is removed.
+Every transformer passes every property with its defaults (the early-exit and diffusion re-rankers
+fit what they need on their first call).
 """
 import unittest
 
@@ -43,30 +43,12 @@ CASES = {
     "meter(bm25 % 5 >> reranker)": (lambda c: gaia.meter(c.index.bm25() % 5 >> c.minilm.reranker()), "Q", QUERY),
 }
 
+
 def _fitted_diffusion(context):
     """A diffusion re-ranker set up through the public API: usefulness fitted, costs calibrated."""
     ranker = gaia.DiffusionReRanker(context.cross, depths=(2, 5)).fit(context.slice_candidates)
     ranker.cost_model = gaia.calibrate_costs(ranker, context.slice_candidates, queries=12)
     return ranker
-
-
-# the exact failures seen today (see the module docstring), for the lead to route
-UNFITTED = {    # calling these with their defaults raises, so every property that calls them fails
-    "EarlyExitReRanker defaults": "ValueError: EarlyExitReRanker: cascade=True needs fitted exit heads (their "
-                                  "margins decide what to drop): call .fit(docs, retriever, collection), pass heads=, "
-                                  "or set cascade=False -- even on an empty frame",
-}
-KNOWN_FAILURES = {
-    (name, prop): reason for name, reason in UNFITTED.items() for prop in ("empty", "outputs", "iter", "ranks", "twice")
-}
-
-PROPERTIES = ("empty", "outputs", "missing", "iter", "ranks", "twice", "pyterrier")
-
-
-def cases(prop):
-    """The cases for one property, the known failures marked strict xfail."""
-    return [pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=KNOWN_FAILURES[name, prop]))
-            if (name, prop) in KNOWN_FAILURES else name for name in CASES]
 
 
 class Context:
@@ -119,7 +101,7 @@ def first_run(built, inputs):
     return run
 
 
-@pytest.mark.parametrize("name", cases("empty"))
+@pytest.mark.parametrize("name", list(CASES))
 def test_empty_input_gives_an_empty_frame_with_the_output_columns(first_run, name):
     transformer, inp, out = first_run(name)
     empty = transformer(inp.head(0))
@@ -127,13 +109,13 @@ def test_empty_input_gives_an_empty_frame_with_the_output_columns(first_run, nam
     assert set(empty.columns) == set(out.columns)
 
 
-@pytest.mark.parametrize("name", cases("outputs"))
+@pytest.mark.parametrize("name", list(CASES))
 def test_transform_outputs_tells_the_real_output_columns(first_run, name):
     transformer, inp, out = first_run(name)
     assert pt.inspect.transformer_outputs(transformer, list(inp.columns)) == list(out.columns)
 
 
-@pytest.mark.parametrize("name", cases("missing"))
+@pytest.mark.parametrize("name", list(CASES))
 def test_a_missing_input_column_is_named(built, inputs, name):
     transformer, inp = built(name), inputs[CASES[name][1]]
     for column in CASES[name][2]:
@@ -142,7 +124,7 @@ def test_a_missing_input_column_is_named(built, inputs, name):
         assert any(column in mode.missing_columns for mode in raised.value.modes), raised.value
 
 
-@pytest.mark.parametrize("name", cases("iter"))
+@pytest.mark.parametrize("name", list(CASES))
 def test_a_frame_and_transform_iter_agree(first_run, name):
     transformer, inp, out = first_run(name)
     records = list(transformer.transform_iter(inp.to_dict(orient="records")))
@@ -151,7 +133,7 @@ def test_a_frame_and_transform_iter_agree(first_run, name):
     pd.testing.assert_frame_equal(_by_rank(from_iter[out.columns]), _by_rank(out), check_dtype=False, atol=1e-5)
 
 
-@pytest.mark.parametrize("name", cases("ranks"))
+@pytest.mark.parametrize("name", list(CASES))
 def test_ranks_count_from_zero_in_score_order(first_run, name):
     _, _, out = first_run(name)
     assert len(out) > 0
@@ -161,13 +143,13 @@ def test_ranks_count_from_zero_in_score_order(first_run, name):
         assert ranking["score"].is_monotonic_decreasing, qid
 
 
-@pytest.mark.parametrize("name", cases("twice"))
+@pytest.mark.parametrize("name", list(CASES))
 def test_calling_twice_gives_the_same_result(first_run, name):
     transformer, inp, out = first_run(name)
     pd.testing.assert_frame_equal(transformer(inp), out)
 
 
-@pytest.mark.parametrize("name", cases("pyterrier"))
+@pytest.mark.parametrize("name", list(CASES))
 def test_pyterrier_transformer_test_case_passes(built, name, monkeypatch):
     """PyTerrier's own ``pt.testing.TransformerTestCase``: inputs and outputs inspectable, a short schematic."""
     monkeypatch.setenv("PT_TEST_TRANSFORMER_REPORTS", "0")
@@ -186,7 +168,3 @@ def _by_rank(frame: pd.DataFrame) -> pd.DataFrame:
     key = [c for c in ("qid", "rank", "docno") if c in frame.columns]
     return frame.sort_values(key).reset_index(drop=True)
 
-
-def test_known_failures_name_real_cases_and_properties():
-    assert {name for name, _ in KNOWN_FAILURES} <= set(CASES)
-    assert {prop for _, prop in KNOWN_FAILURES} <= set(PROPERTIES)

@@ -1,5 +1,6 @@
 """EarlyExitReRanker mechanics on tiny random-weight BERTs (4 layers, hidden 32, own WordPiece vocab):
-exits, cascade pruning, layer records, operation counts, exit heads' fitting, saving and reloading, bad input."""
+exits, cascade pruning, layer records, operation counts, exit heads' fitting (on a collection, and by
+itself on first use), saving and reloading as one artifact, bad input."""
 import numpy as np
 import pandas as pd
 import pyterrier as pt
@@ -39,7 +40,8 @@ def _heads(encoder, exact):
     the estimates are the full-depth scores (``exact``: every margin is 0) or reverse their order
     a million times over (margins in the millions)."""
     rng = np.random.default_rng(1)
-    weights = {layer: rng.normal(size=(encoder.hidden_size + 1, 1)) for layer in range(1, encoder.num_layers)}
+    # a head reads the [CLS] state and the layer's own logit, plus a bias
+    weights = {layer: rng.normal(size=(encoder.hidden_size + 2, 1)) for layer in range(1, encoder.num_layers)}
     final = np.arange(10.0)
     held = {"query": np.zeros(10), "final": final, "estimates": {l: final if exact else -1e6 * final for l in weights}}
     return ExitHeads("cross", model_label(encoder), config_hash(encoder), "toy", encoder.num_layers, weights,
@@ -88,7 +90,8 @@ def test_cascade_keeps_the_top_k_and_drops_the_rest_at_zero_margin(tiny_cross, c
         heads = _heads(tiny_cross, exact)
         return EarlyExitReRanker(tiny_cross, exits=[1, 4], k=k, heads=heads, batch_size=8, **options)(candidates)
 
-    assert _heads(tiny_cross, True).margin(1, k, 0.99) == 0 and _heads(tiny_cross, False).margin(1, k, 0.5) == 6e6
+    assert _heads(tiny_cross, True).margins([1, 4], k, 0.01) == {1: 0, 4: 0}
+    assert _heads(tiny_cross, False).margin(1, k, 0.5) == 6e6
     with counting() as kept_all:
         loose = run(False)
     with counting() as pruned:
@@ -136,11 +139,13 @@ def test_bi_encoder_encodes_each_shared_text_once(tiny_bi):
 
 def test_fitted_heads_save_reload_and_refuse_other_models(tiny_cross, cross_heads, candidates, tmp_path, words):
     info = cross_heads.info
-    assert 50 <= info["pseudo_queries"] <= 60 and info["held_out_queries"] == 18
+    assert 50 <= info["pseudo_queries"] <= 60 and info["folds"] == 2
     assert [row["layer"] for row in info["held_out"]] == [1, 2, 3]
-    assert sorted(cross_heads.weights) == [1, 2, 3] and cross_heads.weights[1].shape == (33, 1)
-    assert all(len(cross_heads.held["estimates"][layer]) == info["held_out_pairs"] for layer in (1, 2, 3))
+    assert sorted(cross_heads.weights) == [1, 2, 3] and cross_heads.weights[1].shape == (34, 1)
+    assert all(len(cross_heads.held["estimates"][layer]) == info["fit_pairs"] for layer in (1, 2, 3))
     assert cross_heads.margin(1, 3, 0.5) <= cross_heads.margin(1, 3, 0.9) and cross_heads.margin(4, 3, 0.9) == 0
+    margins = cross_heads.margins([1, 2, 4], 3, 0.1)        # two layers can drop: each at the 0.95 quantile
+    assert margins == {1: cross_heads.margin(1, 3, 0.95), 2: cross_heads.margin(2, 3, 0.95), 4: 0.0}
     with pytest.raises(ValueError, match="no held-out pseudo-query has more than k=10 candidates"):
         EarlyExitReRanker(tiny_cross, k=10, heads=cross_heads)(candidates)
     path = cross_heads.save(tmp_path)
@@ -192,12 +197,75 @@ def test_bad_input_gets_clear_errors(tiny_cross, candidates):
             candidates.index != 0, None)))
     with pytest.raises(ValueError, match=r"column 'score' .*qid '1'"):
         EarlyExitReRanker(tiny_cross, cascade=False, interpolate=0.5)(candidates.assign(score=np.nan))
-    with pytest.raises(ValueError, match="cascade=True needs fitted exit heads"):
-        EarlyExitReRanker(tiny_cross)(candidates)
+    with pytest.raises(ValueError, match=r"error_rate=2; expected a value between 0 and 1"):
+        EarlyExitReRanker(tiny_cross, error_rate=2)
     with pytest.raises(pt.validate.InputValidationError, match="lacks column\\(s\\) \\['text'\\]"):
         EarlyExitReRanker(tiny_cross, cascade=False)(candidates.drop(columns=["text"]))
 
 
 def test_empty_in_empty_out(tiny_cross, candidates):
-    out = EarlyExitReRanker(tiny_cross, cascade=False)(candidates.head(0))
-    assert len(out) == 0 and {"score", "rank", "exit_layer", "doc_layers"} <= set(out.columns)
+    for ranker in (EarlyExitReRanker(tiny_cross, cascade=False), EarlyExitReRanker(tiny_cross)):
+        out = ranker(candidates.head(0))
+        assert len(out) == 0 and {"score", "rank", "exit_layer", "doc_layers"} <= set(out.columns)
+    assert ranker.heads is None                                 # nothing to fit on: nothing fitted
+
+
+# ----- no set-up calls: heads fitted on first use, one artifact, bad input
+@pytest.fixture(scope="module")
+def gaia_cache(tmp_path_factory):
+    """A gaia cache of this module's own: the first test below fits heads into it, the next ones load them."""
+    folder = tmp_path_factory.mktemp("gaia-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("GAIA_CACHE", str(folder))
+        yield folder
+
+
+def test_defaults_fit_heads_on_first_use_metered_apart_and_cached(tiny_cross, candidates, gaia_cache):
+    stage = gaia.Metered(EarlyExitReRanker(tiny_cross, batch_size=8), name="ee", sensors="model")
+    out = stage(candidates)
+    fit, call = stage.ledger.records
+    assert (fit["stage"], fit["startup"], call["startup"]) == ("ee / fit exit heads", True, False)
+    assert fit["counts"]["flops"] > call["counts"]["flops"] > 0     # the fit's encoder work is not the call's
+    heads = stage.stage.heads
+    assert heads.info["source"] == "pseudo-queries from candidates" and heads.info["pseudo_queries"] == 12
+    assert heads.collection.startswith("documents:")               # no name given: the documents' fingerprint
+    assert [p.name for p in (gaia_cache / "exit heads").iterdir()] and len(out) == len(candidates)
+    assert (out["doc_layers"] <= 4).all() and out.groupby("qid")["doc_layers"].max().eq(4).all()
+    again = gaia.Metered(EarlyExitReRanker(tiny_cross, batch_size=8), name="ee", sensors="model")
+    pd.testing.assert_frame_equal(again(candidates), out)          # a new instance loads the cached heads
+    assert [r["stage"] for r in again.ledger.records] == ["ee / load exit heads", "ee"]
+
+
+def test_a_fitted_ranker_saves_and_loads_as_one_artifact(tiny_cross, candidates, gaia_cache, tmp_path, words):
+    ranker = EarlyExitReRanker(tiny_cross, k=3, batch_size=8, error_rate=0.05)
+    with pytest.raises(ValueError, match="nothing fitted to save yet; run the ranker once"):
+        ranker.save(tmp_path / "artifact")
+    out = ranker(candidates)
+    path = ranker.save(tmp_path / "artifact")
+    meta = pt._artifact._load_metadata(str(path))
+    assert (meta["type"], meta["format"], meta["package_hint"]) == ("reranker", "gaia.early_exit", "pyterrier-gaia")
+    loaded = EarlyExitReRanker.load(path, tiny_cross)
+    assert (loaded.k, loaded.error_rate) == (3, 0.05)
+    pd.testing.assert_frame_equal(loaded(candidates), out)
+    other = gaia.CrossEncoder(tiny_bert(tmp_path / "three", words, layers=3))
+    with pytest.raises(ValueError, match=r"EarlyExitReRanker.load: .*cannot serve cross-encoder .*3 layers.*fit heads"):
+        EarlyExitReRanker.load(path, other)
+    meta["package_version"] = "0.0.1"
+    (path / "pt_meta.json").write_text(__import__("json").dumps(meta))
+    with pytest.raises(ValueError, match=r"saved by pyterrier-gaia 0.0.1, and this is .*Fit it again"):
+        EarlyExitReRanker.load(path, tiny_cross)
+    with pytest.raises(FileNotFoundError, match="is not a saved EarlyExitReRanker"):
+        EarlyExitReRanker.load(tmp_path, tiny_cross)
+
+
+def test_bad_input_for_self_fitting(tiny_cross, candidates, gaia_cache, tmp_path, words):
+    two_queries = candidates[candidates["qid"].isin(candidates["qid"].unique()[:2])]
+    with pytest.raises(ValueError, match=r"from 24 distinct candidate documents; it needs at least 40 \(4·k, k=10\)"):
+        EarlyExitReRanker(tiny_cross)(two_queries)
+    few = EarlyExitReRanker(tiny_cross, k=12)(two_queries)   # no query has more than k: nothing to drop or fit
+    assert (few["doc_layers"] == 4).all()
+    fitted = EarlyExitReRanker(tiny_cross, batch_size=8)
+    fitted(candidates)
+    other = gaia.CrossEncoder(tiny_bert(tmp_path / "three", words, layers=3))
+    with pytest.raises(ValueError, match=r"heads fitted for cross-encoder .*4 layers\) cannot serve .*3 layers"):
+        EarlyExitReRanker(other, heads=fitted.heads)

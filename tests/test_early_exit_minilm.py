@@ -55,6 +55,6 @@ def test_heads_fitted_without_judgments_beat_the_models_own_head(minilm, heads, 
     for layer in heads.info["held_out"]:
         assert layer["r2"] > layer["r2_own_head"] + 0.5  # measured: 0.64..0.74 vs -1.72..-0.56
     with counting() as scope:  # k=5: the heads' held-out queries have 10 candidates, so margins exist for k < 10
-        run = EarlyExitReRanker(minilm, heads=heads, k=5, agreement=1.0, cascade_quantile=0.95)(candidates)
+        run = EarlyExitReRanker(minilm, heads=heads, k=5, agreement=1.0, error_rate=0.05)(candidates)
     assert scope.counts["flops"] < full[1]["flops"]
     assert (run["doc_layers"] <= run["exit_layer"]).all()

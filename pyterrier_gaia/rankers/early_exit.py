@@ -1,5 +1,8 @@
-"""EarlyExitReRanker: re-rank with score estimates from intermediate layers, stopping each query once
-its top k stops changing between exits and dropping candidates that cannot reach it."""
+"""EarlyExitReRanker: re-rank with score estimates from intermediate layers, dropping each query's
+candidates that cannot reach its top k (and, optionally, stopping a query once its top k is stable)."""
+import json
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pyterrier as pt
@@ -7,52 +10,64 @@ import pyterrier as pt
 from ..cost.counts import report
 from ..encoders.checks import positive_integer, unit_interval
 from .columns import require_columns, require_values
-from .exit_heads import ExitHeads, LayerScorer
+from .exit_heads import ExitHeads, LayerScorer, config_hash, fitted_for, model_label
 from .fusion import check_weight, fuse
 from .measures import top_overlap
+from .self_fit import collection_key, load_or_fit
+
+#: how exit heads are fitted on first use (part of their cache key): pseudo-queries drawn from the
+#: first call's candidate texts, each re-scored against the candidate list it was drawn from
+SELF_FIT = {"queries": 12, "depth": 50, "query_words": (4, 12), "folds": 2, "seed": 0}
+#: the artifact's type and format in its pt_meta.json (PyTerrier's Artifact conventions)
+ARTIFACT = {"type": "reranker", "format": "gaia.early_exit"}
 
 
 class EarlyExitReRanker(pt.Transformer):
     """Re-ranks candidates (qid, query, docno, text) with ``encoder``, layer by layer.
 
+    >>> (bm25 % 100 >> gaia.EarlyExitReRanker(gaia.CrossEncoder()))(topics)
+
     After each exit layer every live candidate of a query gets an estimate of its full-depth score
-    (through fitted :class:`~pyterrier_gaia.rankers.exit_heads.ExitHeads`, or with ``heads=None``
-    the model's own pooling / classifier on that layer). Then, per query:
+    (through :class:`~pyterrier_gaia.rankers.exit_heads.ExitHeads`, or with ``cascade=False`` and no
+    heads the model's own pooling / classifier on that layer). Then, per query:
 
-    - **exit**: the query stops when its top ``k`` at this exit and at the previous one share at
-      least ``agreement`` of their documents (top-k overlap, |A ∩ B| / k, order ignored); the last
-      layer is always an exit, so the first exit never stops a query and ``agreement=1.0`` still
-      exits as soon as two consecutive exits pick the same top-k set;
-    - **cascade** (``cascade=True``, needs heads): a candidate is dropped when its estimate is more
-      than the layer's margin below the query's k-th estimate. The margin is calibrated on the
-      heads' held-out pseudo-queries: the ``cascade_quantile`` of how far below the k-th estimate at
-      that layer the documents of the full-depth top k were (see ``ExitHeads.margin``). A dropped
-      candidate keeps its last estimate and still counts in the query's top k.
+    - **cascade** (``cascade=True``): a candidate stops when its estimate is more than the layer's
+      margin below the query's k-th estimate: it cannot reach the top k. Margins are calibrated on the
+      heads' cross-fitted pseudo-query estimates so that a document of the full-depth top ``k`` is
+      dropped with probability at most ``error_rate`` over all layers (``ExitHeads.margins``). A
+      stopped candidate's score is its last estimate, shifted down (one offset per query) if needed
+      so that it ranks below every candidate that ran on.
+    - **exit** (``agreement``, off by default): the query stops when its top ``k`` at this exit and at
+      the previous one share at least ``agreement`` of their documents (|A ∩ B| / k); its documents
+      keep their estimates. An input column ``agreement`` (one value per query, at least 0; above 1:
+      never) overrides it per query (the diffusion re-ranker draws one per query).
 
-    An input column ``agreement`` (one value per query, at least 0), when present, overrides the
-    ``agreement`` threshold per query (the diffusion re-ranker draws one per query); a value above 1
-    is never met, so that query runs every layer.
+    Candidates that survive to the last layer get their exact full-depth score.
 
-    A document's score is its estimate from the last layer it ran for that query. Output: the input
-    with ``score``, ``rank`` (from 0), ``exit_layer`` (the layer its query stopped at) and
-    ``doc_layers`` (the layers that document ran for that query). ``exits`` are 1-based layer
-    numbers (default: every layer). With ``interpolate=α`` the output score is
-    ``α·bm25 + (1−α)·estimate``, each min-max normalised per query, as in ``ReRanker``.
+    **No set-up calls.** With ``cascade=True`` and no ``heads``, the ranker fits its heads by itself on
+    first use, from the candidates of its first call that has a query with more than ``k`` of them:
+    pseudo-queries are spans of those candidates' texts, each re-scored against the candidate list it
+    came from (:meth:`ExitHeads.fit_candidates`; no retriever, no judgments). The fit is metered as its
+    own start-up record (``"STAGE / fit exit heads"``) when the ranker runs inside ``gaia.Metered``,
+    ``gaia.meter`` or ``gaia.Experiment``, and cached in the gaia cache by model, collection (the
+    ``collection`` name if given, else a fingerprint of the documents it read) and fitting settings:
+    later runs load it. It needs at least ``4·k`` distinct candidate documents in that call.
+    :meth:`fit` fits on a collection instead; :meth:`save` and :meth:`load` keep a fitted ranker.
+
+    Output: the input with ``score``, ``rank`` (from 0), ``exit_layer`` (the layer its query stopped
+    at) and ``doc_layers`` (the layers that document ran). ``exits`` are 1-based layer numbers
+    (default: every layer). With ``interpolate=α`` the output score is ``α·bm25 + (1−α)·estimate``,
+    each min-max normalised per query, as in ``ReRanker``.
 
     Queries are taken in groups whose encoder inputs (``encoder.inputs``) number up to ``group_size``
     (default: the encoder's ``default_group_inputs``); a group's hidden states are held in memory
     together. A bi-encoder's inputs are the distinct texts of a group, each run once (as deep as the
-    deepest query needing it), so its default group is large (16384 texts: candidate lists of
-    different queries share documents); a cross-encoder's are its pairs, never shared (default 1024).
-    A bi-encoder's queries are encoded at full depth.
-
-    >>> ee = gaia.EarlyExitReRanker(gaia.BiEncoder(), k=10, agreement=0.9)
-    >>> ee.fit(ds.get_corpus_iter(), index.bm25(num_results=20), "vaswani")
-    >>> (bm25 % 100 >> ee)(topics)
+    deepest query needing it); a cross-encoder's are its pairs. A bi-encoder's queries are encoded at
+    full depth.
     """
 
-    def __init__(self, encoder, exits=None, k=10, agreement=0.9, cascade=True, heads=None, batch_size=32,
-                 interpolate=None, cascade_quantile=0.95, group_size=None, verbose=False):
+    def __init__(self, encoder, exits=None, k=10, agreement=None, cascade=True, heads=None, batch_size=32,
+                 interpolate=None, error_rate=0.01, group_size=None, collection=None, verbose=False):
         layers = encoder.num_layers
         exits = list(range(1, layers + 1)) if exits is None else sorted({int(e) for e in exits})
         if not exits or exits[0] < 1 or exits[-1] > layers:
@@ -62,12 +77,13 @@ class EarlyExitReRanker(pt.Transformer):
         self.encoder = encoder
         self.exits = exits if exits[-1] == layers else exits + [layers]
         self.k, self.cascade = positive_integer(stage, "k", k), bool(cascade)
-        self.agreement = unit_interval(stage, "agreement", agreement)
-        self.cascade_quantile = unit_interval(stage, "cascade_quantile", cascade_quantile)
+        self.agreement = None if agreement is None else unit_interval(stage, "agreement", agreement)
+        self.error_rate = unit_interval(stage, "error_rate", error_rate)
         self.batch_size = positive_integer(stage, "batch_size", batch_size)
         self.group_size = positive_integer(stage, "group_size", encoder.default_group_inputs
                                            if group_size is None else group_size)
         self.interpolate, self.verbose = check_weight(stage, interpolate), verbose
+        self.collection = None if collection is None else str(collection)
         self.heads = None
         if heads is not None:
             self.heads = heads if isinstance(heads, ExitHeads) else ExitHeads.load(heads)
@@ -82,7 +98,81 @@ class EarlyExitReRanker(pt.Transformer):
         options.setdefault("batch_size", self.batch_size)
         options.setdefault("verbose", self.verbose)
         self.heads = ExitHeads.fit(self.encoder, docs, retriever, collection, **options)
+        self.collection = str(collection)
         return self
+
+    # ----- fitting on first use
+    def _heads_for(self, out: pd.DataFrame):
+        """The heads the cascade needs for ``out``: the ranker's, else fitted on ``out`` (see the class
+        docstring); None when no query has more than ``k`` candidates (nothing to drop)."""
+        if self.heads is not None or out.groupby("qid", sort=False).size().max() <= self.k:
+            return self.heads
+        docs = out.drop_duplicates("docno").sort_values("docno", kind="stable")
+        needed = 4 * self.k
+        if len(docs) < needed:
+            raise ValueError(
+                f"EarlyExitReRanker: cannot fit exit heads on first use from {len(docs)} distinct candidate "
+                f"documents; it needs at least {needed} (4·k, k={self.k}) in one call. Re-rank more candidates "
+                f"per query (e.g. bm25 % 100 >> ranker), fit on the collection first (.fit(docs, retriever, "
+                f"collection)), pass heads=, or set cascade=False")
+        from .. import __version__
+
+        key = {"model": model_label(self.encoder), "architecture": config_hash(self.encoder),
+               "kind": self.encoder.kind, "package": __version__, "settings": SELF_FIT,
+               "collection": collection_key(self.collection, docs["docno"].astype(str), docs["text"].astype(str))}
+        collection = self.collection or key["collection"]
+
+        def fit():
+            return ExitHeads.fit_candidates(self.encoder, out, collection, batch_size=self.batch_size,
+                                            verbose=self.verbose, **SELF_FIT)
+        self.heads = load_or_fit("exit heads", key, fit, lambda heads, folder: heads.write(folder / "heads.npz"),
+                                 lambda folder: _checked(ExitHeads.load(folder / "heads.npz"), self.encoder))
+        return self.heads
+
+    # ----- one artifact
+    def save(self, path) -> Path:
+        """Save the fitted ranker as one artifact folder (PyTerrier's conventions: ``pt_meta.json``
+        with its type, format and package, beside the heads); returns its path. Load it with
+        :meth:`load`."""
+        from .. import __version__
+
+        if self.heads is None:
+            raise ValueError("EarlyExitReRanker.save: nothing fitted to save yet; run the ranker once on "
+                             "candidates (it fits its exit heads on first use), or call .fit(...) first")
+        folder = Path(path)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.heads.write(folder / "heads.npz")
+        meta = {**ARTIFACT, "package_hint": "pyterrier-gaia", "package_version": __version__,
+                "encoder": fitted_for(self.encoder), "model": self.heads.model, "architecture": self.heads.config,
+                "collection": self.heads.collection,
+                "settings": {"exits": self.exits, "k": self.k, "agreement": self.agreement, "cascade": self.cascade,
+                             "error_rate": self.error_rate, "interpolate": self.interpolate,
+                             "batch_size": self.batch_size}}
+        (folder / "pt_meta.json").write_text(json.dumps(meta, indent=1))
+        return folder
+
+    @classmethod
+    def load(cls, path, encoder, **options) -> "EarlyExitReRanker":
+        """The ranker saved at ``path`` by :meth:`save`, on ``encoder`` (the model it was fitted for);
+        ``options`` override its saved settings. Refuses an artifact of another kind, of another
+        package version, or fitted for another model, saying what to do."""
+        from .. import __version__
+
+        folder = Path(path)
+        try:
+            meta = json.loads((folder / "pt_meta.json").read_text())
+        except (OSError, ValueError) as error:
+            raise FileNotFoundError(f"EarlyExitReRanker.load: {folder} is not a saved EarlyExitReRanker (no "
+                                    f"readable pt_meta.json: {error}); save one with ranker.save(path)") from None
+        if {key: meta.get(key) for key in ARTIFACT} != ARTIFACT:
+            raise ValueError(f"EarlyExitReRanker.load: {folder} holds a {meta.get('type')!r} artifact of format "
+                             f"{meta.get('format')!r}, not an EarlyExitReRanker ({ARTIFACT['format']!r})")
+        if meta.get("package_version") != __version__:
+            raise ValueError(f"EarlyExitReRanker.load: {folder} was saved by pyterrier-gaia "
+                             f"{meta.get('package_version')}, and this is {__version__}; its heads may not fit this "
+                             f"version's rankers. Fit it again (run it on candidates, or .fit) and save it again")
+        heads = _checked(ExitHeads.load(folder / "heads.npz"), encoder, f"EarlyExitReRanker.load: {folder}")
+        return cls(encoder, heads=heads, collection=heads.collection, **{**meta["settings"], **options})
 
     # ----- input
     def _required(self):
@@ -99,10 +189,6 @@ class EarlyExitReRanker(pt.Transformer):
     # ----- ranking
     def transform(self, inp: pd.DataFrame) -> pd.DataFrame:
         self._check(list(inp.columns))
-        if self.cascade and self.heads is None:
-            raise ValueError("EarlyExitReRanker: cascade=True needs fitted exit heads (their margins decide "
-                             "what to drop): call .fit(docs, retriever, collection), pass heads=, or set "
-                             "cascade=False to score layers with the model's own head")
         out = inp.drop(columns=["rank", "exit_layer", "doc_layers"], errors="ignore").reset_index(drop=True)
         if len(out) == 0:
             out["score"] = pd.Series(dtype="float64")
@@ -111,13 +197,13 @@ class EarlyExitReRanker(pt.Transformer):
         require_values("EarlyExitReRanker", out,
                        [c for c in self._required() if c in ("query", "text", "score")])
         first_stage = out["score"].astype("float64") if self.interpolate is not None else None
-        scorer = LayerScorer(self.encoder, self.heads)
+        heads = self._heads_for(out) if self.cascade else self.heads
+        scorer = LayerScorer(self.encoder, heads)
         query_codes = pd.factorize(out["qid"])[0]
         scores = np.zeros(len(out))
         doc_layers = np.zeros(len(out), dtype=np.int64)
         exit_layer = np.zeros(len(out), dtype=np.int64)
-        margins = {layer: self.heads.margin(layer, self.k, self.cascade_quantile) for layer in self.exits} \
-            if self.cascade else None
+        margins = heads.margins(self.exits, self.k, self.error_rate) if self.cascade and heads is not None else None
         thresholds = self._thresholds(out)
         for rows in self._groups(query_codes, self.encoder.input_keys(out["query"], out["text"])):
             group = out.iloc[rows]
@@ -131,9 +217,10 @@ class EarlyExitReRanker(pt.Transformer):
         return out[self.transform_outputs(list(inp.columns))]
 
     def _thresholds(self, out: pd.DataFrame) -> np.ndarray:
-        """The agreement threshold of each row: the ``agreement`` column if the input has one, else ``self.agreement``."""
+        """The agreement threshold of each row: the ``agreement`` column if the input has one, else
+        ``self.agreement`` (None: never met)."""
         if "agreement" not in out.columns:
-            return np.full(len(out), self.agreement)
+            return np.full(len(out), np.inf if self.agreement is None else self.agreement)
         values = pd.to_numeric(out["agreement"], errors="coerce").to_numpy(dtype="float64")
         if np.isnan(values).any() or (values < 0).any():
             raise ValueError("EarlyExitReRanker: the input column 'agreement' must hold numbers of at least 0 "
@@ -197,4 +284,26 @@ class EarlyExitReRanker(pt.Transformer):
                 if margins is not None:
                     rest = ranked[len(top):]
                     live[rest[scores[rest] < scores[top[-1]] - margins[layer]]] = False
+        for query, mine in enumerate(members):
+            _below_survivors(scores, mine[doc_layers[mine] < exit_layer[query]],
+                             mine[doc_layers[mine] == exit_layer[query]])
         return scores, doc_layers, exit_layer[queries]
+
+
+def _checked(heads: ExitHeads, encoder, where: str = "EarlyExitReRanker") -> ExitHeads:
+    """``heads``, after checking they were fitted for ``encoder`` (a ValueError saying what to do if not)."""
+    try:
+        heads.check(encoder)
+    except ValueError as error:
+        raise ValueError(f"{where}: {error}") from None
+    return heads
+
+
+def _below_survivors(scores: np.ndarray, dropped: np.ndarray, kept: np.ndarray) -> None:
+    """Shift the scores of a query's dropped candidates down by one offset, if needed, so that they rank
+    below every candidate that ran to its query's exit layer: the cascade judged they cannot reach the
+    top k, and a stale estimate must not outrank an exact score."""
+    if len(dropped) and len(kept):
+        overlap = scores[dropped].max() - scores[kept].min()
+        if overlap >= 0:
+            scores[dropped] -= overlap + 1e-3

@@ -1,15 +1,21 @@
 """Exit heads: per-layer linear maps that turn an intermediate layer's state into an estimate of the
 encoder's full-depth output, fitted by self-distillation on a collection's own text (no judgments).
 
-- Bi-encoder: a map from layer l's pooled state to the final (pooled, normalised) embedding;
-  the estimated score is its dot product with the query's full-depth embedding.
-- Cross-encoder: a map from layer l's [CLS] state to the final relevance logit.
+A head reads what the encoder's ``head_input`` gives at layer l (the pooled state, or the [CLS]
+state) together with the model's own output on that layer (``layer_output``: the pooled embedding,
+or the classifier's logit on layer l), and estimates:
 
-Fitting draws pseudo-queries from the documents (a random span of a random document), takes their
-first-stage candidates (e.g. BM25), runs the encoder over them once at full depth and fits each map
-by ridge regression on the states it saw. The estimates and full-depth scores of held-out
-pseudo-queries are kept: the early-exit cascade calibrates its margins on them. Heads are saved
-keyed by model, collection and a hash of the model's architecture, and refuse to serve another model.
+- bi-encoder: the final (pooled, normalised) embedding; the estimated score is its dot product
+  with the query's full-depth embedding;
+- cross-encoder: the final relevance logit.
+
+Fitting draws pseudo-queries from the text (a random span of a random document) and gives each
+candidates: those a first-stage retriever finds for it (:meth:`ExitHeads.fit`), or the candidate list
+the span was drawn from (:meth:`ExitHeads.fit_candidates`, which needs no retriever). The encoder
+runs over these pairs once at full depth, and each map is fitted by ridge regression on the states
+it saw. The estimates are cross-fitted (each input's by heads fitted without it, ``folds`` folds)
+and kept with the full-depth scores: the early-exit cascade calibrates its margins on them. Heads are
+saved keyed by model, collection and a hash of the model's architecture, and refuse to serve another model.
 """
 import hashlib
 import json
@@ -53,7 +59,7 @@ class LayerScorer:
         mask), which :meth:`outputs` then takes."""
         if self.heads is None or layer == self.encoder.num_layers:
             return self.encoder.layer_output
-        return self.encoder.head_input
+        return head_features(self.encoder)
 
     def outputs(self, layer: int, values: np.ndarray) -> np.ndarray:
         """Estimated full-depth outputs (embeddings or scores) from what :meth:`reads` computed."""
@@ -116,20 +122,26 @@ class ExitHeads:
                              f"hash {self.config}, {self.layers} layers) cannot serve {fitted_for(encoder)}; "
                              f"fit heads for it (ExitHeads.fit, or the ranker's .fit)")
 
+    def margins(self, layers, k: int, error_rate: float) -> dict:
+        """The cascade's margin at each of ``layers`` such that a document of a query's full-depth top
+        ``k`` is dropped at some layer with probability at most ``error_rate`` (on the held-out
+        estimates): each layer's margin is the ``1 - error_rate / L`` quantile of the shortfalls, for L
+        layers that can drop (a union bound over them)."""
+        dropping = [layer for layer in layers if layer != self.layers]
+        quantile = 1 - error_rate / max(1, len(dropping))
+        return {layer: self.margin(layer, k, quantile) for layer in layers}
+
     # ----- fitting
     @classmethod
     def fit(cls, encoder, docs, retriever, collection: str, *, queries=200, depth=20, query_words=(4, 12),
-            holdout=0.3, ridge=None, batch_size=32, seed=0, verbose=False) -> "ExitHeads":
+            folds=2, ridge=None, batch_size=32, seed=0, verbose=False) -> "ExitHeads":
         """Fit heads for ``encoder`` on the collection ``docs`` (an iterable of ``{"text": ...}``).
 
         ``queries`` pseudo-queries (spans of ``query_words`` words, drawn from random documents) go
         through ``retriever`` (a Q -> R transformer with a ``text`` column, e.g. BM25); each keeps
-        its top ``depth`` candidates. A ``holdout`` share of the pseudo-queries is kept aside to
-        measure each layer's errors. ``ridge`` is the penalty relative to the mean diagonal of
-        the centred Gram matrix (None: chosen per layer by leave-one-out error on the fitting inputs).
+        its top ``depth`` candidates. ``ridge`` is the penalty relative to the mean diagonal of the
+        centred Gram matrix (None: chosen per layer by leave-one-out error on the fitting inputs).
         """
-        if not 0 < holdout < 1:
-            raise ValueError(f"ExitHeads.fit: holdout={holdout!r}; expected a share between 0 and 1")
         rng = np.random.default_rng(seed)
         topics = pseudo_queries(docs, queries, query_words, rng)
         candidates = retriever(topics)
@@ -137,42 +149,76 @@ class ExitHeads:
             raise ValueError(f"ExitHeads.fit: the retriever's output has no 'text' column (has "
                              f"{list(candidates.columns)}); use one that returns texts, e.g. LuceneIndex.bm25()")
         candidates = candidates[candidates["rank"] < depth].reset_index(drop=True)
-        held_qids = set(rng.permutation(topics["qid"])[:max(1, round(holdout * len(topics)))])
-        held = candidates["qid"].isin(held_qids)
-        if held.all() or not held.any():
-            raise ValueError(f"ExitHeads.fit: {candidates['qid'].nunique()} pseudo-queries found candidates; "
-                             f"need some to fit and some held out (raise queries=)")
-        scorer = LayerScorer(encoder)
-        train = layer_outputs(scorer, candidates[~held], batch_size, verbose)
-        fitted = {layer: ridge_fit(train["states"][layer], train["target"], ridge)
-                  for layer in range(1, encoder.num_layers)}
-        heads = cls(encoder.kind, model_label(encoder), config_hash(encoder), str(collection), encoder.num_layers,
-                    {layer: weight for layer, (weight, _) in fitted.items()},
-                    {"query": pd.factorize(candidates.loc[held, "qid"])[0], "final": [], "estimates": {}}, {})
-        report = heads._hold_out(scorer, layer_outputs(scorer, candidates[held], batch_size, verbose))
-        for row in report:
-            row["ridge"] = fitted[row["layer"]][1]
-        heads.info = {"pseudo_queries": int(candidates["qid"].nunique()), "held_out_queries": len(held_qids),
-                      "fit_inputs": int(len(train["target"])), "held_out_pairs": int(held.sum()),
-                      "depth": depth, "seed": seed, "held_out": report}
+        return cls._fit_pairs(encoder, candidates, str(collection), folds, ridge, batch_size, seed, verbose,
+                              {"depth": depth, "source": "pseudo-queries through a retriever"})
+
+    @classmethod
+    def fit_candidates(cls, encoder, candidates: pd.DataFrame, collection: str, *, queries=16, depth=100,
+                       query_words=(4, 12), folds=2, ridge=None, batch_size=32, seed=0, verbose=False) -> "ExitHeads":
+        """Fit heads for ``encoder`` from re-ranking candidates alone (qid, docno, text): no retriever,
+        no judgments. Each of ``queries`` pseudo-queries is a span of ``query_words`` words of a random
+        candidate's text, and its candidates are the first ``depth`` of the list that text came from.
+        """
+        rng = np.random.default_rng(seed)
+        lists = [rows[:depth] for rows in candidates.groupby("qid", sort=False).indices.values()]
+        texts = candidates["text"].astype(str).to_numpy()
+        pairs = []
+        for number in range(queries):
+            rows = lists[int(rng.integers(len(lists)))]
+            words = texts[rows[int(rng.integers(len(rows)))]].split()
+            length = min(len(words), int(rng.integers(query_words[0], query_words[1] + 1)))
+            begin = int(rng.integers(len(words) - length + 1))
+            pairs.append(pd.DataFrame({"qid": f"pq{number}", "query": " ".join(words[begin:begin + length]),
+                                       "text": texts[rows]}))
+        return cls._fit_pairs(encoder, pd.concat(pairs, ignore_index=True), str(collection), folds, ridge,
+                              batch_size, seed, verbose, {"depth": depth, "source": "pseudo-queries from candidates"})
+
+    @classmethod
+    def _fit_pairs(cls, encoder, pairs: pd.DataFrame, collection: str, folds, ridge, batch_size, seed, verbose,
+                   info) -> "ExitHeads":
+        """Heads fitted on the (qid, query, text) ``pairs`` of pseudo-queries, with cross-fitted estimates."""
+        if not isinstance(folds, int) or folds < 2:
+            raise ValueError(f"ExitHeads.fit: folds={folds!r}; expected an integer of at least 2")
+        if pairs["qid"].nunique() < 2:
+            raise ValueError(f"ExitHeads.fit: {pairs['qid'].nunique()} pseudo-query found candidates; "
+                             f"need at least 2 (raise queries=)")
+        data = layer_outputs(LayerScorer(encoder), pairs, batch_size, verbose)
+        inputs, target = data["inputs"], data["target"]
+        fold = np.random.default_rng(seed).permutation(len(target)) % folds
+        layers = range(1, encoder.num_layers)
+        fitted = {layer: ridge_fit(data["states"][layer], target, ridge) for layer in layers}
+        estimates = {layer: np.zeros((len(target), fitted[layer][0].shape[1]), dtype=np.float32) for layer in layers}
+        for part in range(folds):
+            rest = fold != part
+            for layer in layers:
+                weight, _ = ridge_fit(data["states"][layer][rest], target[rest], fitted[layer][1])
+                estimates[layer][~rest] = data["states"][layer][~rest] @ weight[:-1] + weight[-1]
+        final = encoder.pair_scores(target, inputs)
+        held = {"query": pd.factorize(pairs["qid"])[0], "final": final,
+                "estimates": {layer: encoder.pair_scores(encoder.estimate_output(estimates[layer]), inputs)
+                              for layer in layers}}
+        heads = cls(encoder.kind, model_label(encoder), config_hash(encoder), collection, encoder.num_layers,
+                    {layer: weight for layer, (weight, _) in fitted.items()}, held, {})
+        heads.info = {**info, "pseudo_queries": int(pairs["qid"].nunique()), "fit_pairs": int(len(pairs)),
+                      "fit_inputs": int(len(target)), "folds": folds, "seed": seed,
+                      "held_out": heads._report(encoder, data, fitted)}
         return heads
 
-    def _hold_out(self, scorer, test: dict) -> list:
-        """Keep the held-out pairs' full-depth scores and every head's estimates; per layer, the R² of
-        the estimates, that of the model's own head on the layer, and the absolute error's quantiles."""
+    def _report(self, encoder, data, fitted) -> list:
+        """Per layer: the R² of the cross-fitted estimates, that of the model's own head on the layer,
+        the absolute error's quantiles, and the chosen ridge penalty."""
         from sklearn.metrics import r2_score
 
-        encoder, inputs = scorer.encoder, test["inputs"]
-        final = self.held["final"] = encoder.pair_scores(test["target"], inputs)
+        final = self.held["final"]
         r2 = lambda estimate: float(r2_score(final, estimate, force_finite=False))  # noqa: E731
         report = []
         for layer in sorted(self.weights):
-            estimate = encoder.pair_scores(LayerScorer(encoder, self).outputs(layer, test["states"][layer]), inputs)
-            self.held["estimates"][layer] = estimate
-            own = encoder.pair_scores(test["own"][layer], inputs)
-            report.append({"layer": layer, "r2": r2(estimate), "r2_own_head": r2(own),
+            estimate = self.held["estimates"][layer]
+            report.append({"layer": layer, "r2": r2(estimate),
+                           "r2_own_head": r2(encoder.pair_scores(data["own"][layer], data["inputs"])),
                            "error_q50": float(np.median(np.abs(estimate - final))),
-                           "error_q95": float(np.quantile(np.abs(estimate - final), 0.95))})
+                           "error_q95": float(np.quantile(np.abs(estimate - final), 0.95)),
+                           "ridge": fitted[layer][1]})
         return report
 
     # ----- storing
@@ -184,14 +230,18 @@ class ExitHeads:
         """Write the heads to ``folder/<key>.npz`` and return that path."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
+        return self.write(folder / f"{self.key()}.npz")
+
+    def write(self, path) -> Path:
+        """Write the heads to the file ``path`` (numpy's .npz, no pickles) and return it."""
         meta = {"kind": self.kind, "model": self.model, "config": self.config, "collection": self.collection,
                 "layers": self.layers, "info": self.info}
         arrays = {f"weight_{l}": w for l, w in self.weights.items()}
         arrays.update({f"estimate_{l}": e for l, e in self.held["estimates"].items()})
         arrays.update(held_query=self.held["query"], held_final=self.held["final"])
-        path = folder / f"{self.key()}.npz"
-        np.savez(path, meta=np.array(json.dumps(meta)), **arrays)
-        return path
+        with open(path, "wb") as handle:
+            np.savez(handle, meta=np.array(json.dumps(meta)), **arrays)
+        return Path(path)
 
     @classmethod
     def load(cls, path, encoder=None, collection=None) -> "ExitHeads":
@@ -251,10 +301,21 @@ def pseudo_queries(docs, count: int, words, rng) -> pd.DataFrame:
     return pd.DataFrame({"qid": [f"pq{i}" for i in range(len(queries))], "query": queries})
 
 
+def head_features(encoder):
+    """What an exit head reads from a layer's token states: the encoder's ``head_input`` and the
+    model's own output on that layer (``layer_output``), side by side (one row per input)."""
+    def read(hidden, attention_mask):
+        import torch
+
+        head = encoder.head_input(hidden, attention_mask)
+        return torch.cat([head.float(), encoder.layer_output(hidden, attention_mask).reshape(len(head), -1)], dim=1)
+    return read
+
+
 def layer_outputs(scorer, candidates: pd.DataFrame, batch_size, verbose) -> dict:
     """For the candidates (query, text): their encoder ``inputs``, and for those inputs every layer's
-    head inputs (``states``: layer -> rows x dim), the model's own outputs (``own``) and their
-    full-depth ``target`` (embeddings or scores)."""
+    head features (``states``: layer -> rows x dim, see :func:`head_features`), the model's own outputs
+    (``own``) and their full-depth ``target`` (embeddings or scores)."""
     encoder = scorer.encoder
     inputs = encoder.inputs(candidates["query"], candidates["text"], batch_size)
     run = encoder.layer_run(inputs, batch_size)
@@ -262,7 +323,7 @@ def layer_outputs(scorer, candidates: pd.DataFrame, batch_size, verbose) -> dict
     out = {"inputs": inputs, "states": {}, "own": {}}
     for layer in _progress(range(1, encoder.num_layers + 1), f"{encoder.stage} exit heads", verbose):
         run.advance(layer, everything)
-        out["states"][layer] = in_order(*run.features(encoder.head_input, layer))
+        out["states"][layer] = in_order(*run.features(head_features(encoder), layer))
         out["own"][layer] = in_order(*run.features(scorer.reads(layer), layer))
     out["target"] = out["own"][encoder.num_layers]
     return out
