@@ -287,8 +287,54 @@ def import_ray():
 def _connected(ray):
     """``ray``, connected to a cluster: a new one on this machine unless ``ray.init`` was called."""
     if not ray.is_initialized():
-        ray.init(include_dashboard=False)
+        init_ray(include_dashboard=False)
     return ray
+
+
+#: signals a JVM (Lucene, through pyserini) handles itself: it raises SIGSEGV on purpose (implicit null
+#: checks, safepoints) and must see them first
+FATAL_SIGNALS = ("SIGSEGV", "SIGBUS", "SIGFPE", "SIGILL")
+
+
+def init_ray(**options):
+    """``ray.init(**options)``, keeping this process's handlers of fatal signals.
+
+    ``ray.init`` installs Ray's crash logger as the driver's SIGSEGV handler. In a process where a JVM
+    already runs (a ``gaia.LuceneIndex`` that has searched), that replaces the JVM's own handler, and the
+    next SIGSEGV the JVM raises on purpose kills the process. Call this instead of ``ray.init`` where
+    Lucene may have started first; gaia.parallel does. (Only the driver's crash logger is given up; the
+    workers keep Ray's.)
+    """
+    import ray
+
+    saved = _signal_actions()
+    try:
+        return ray.init(**options)
+    finally:
+        _restore_signal_actions(saved)
+
+
+def _signal_actions() -> dict:
+    """The process's current ``sigaction`` of each fatal signal, as opaque bytes (POSIX only; else empty)."""
+    import ctypes
+    import signal
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return {}
+    saved = {}
+    for name in FATAL_SIGNALS:
+        number = getattr(signal, name, None)
+        action = ctypes.create_string_buffer(512)   # larger than any libc's struct sigaction
+        if number is not None and hasattr(libc, "sigaction") and libc.sigaction(int(number), None, action) == 0:
+            saved[int(number)] = (libc, action)
+    return saved
+
+
+def _restore_signal_actions(saved: dict) -> None:
+    for number, (libc, action) in saved.items():
+        libc.sigaction(number, action, None)
 
 
 def ship(pipeline: pt.Transformer) -> Tuple[bytes, List[Ledger]]:

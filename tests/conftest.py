@@ -60,7 +60,9 @@ def words(vaswani):
 def ray_cluster():
     """A local Ray cluster of 2 CPUs for gaia.parallel, started once per session (about 13 s)."""
     import ray
-    ray.init(num_cpus=2, include_dashboard=False)
+
+    from pyterrier_gaia.distribute import init_ray
+    init_ray(num_cpus=2, include_dashboard=False)   # keeps the JVM's SIGSEGV handler (see init_ray)
     yield ray
     ray.shutdown()
 
