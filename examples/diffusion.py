@@ -1,8 +1,8 @@
 """Diffusion-tuned re-ranking with the bundled cross-encoder, against fixed budgets, and its Pareto front.
 
-    .venv/bin/python examples/diffusion.py [--topics 20] [--workdir ./diffusion-example]
+    .venv/bin/python examples/diffusion.py [--topics 20] [--workdir DIR] [--depth 100]
 
-On the embedded Vaswani collection: BM25's top 100 re-ranked by the bundled cross-encoder
+On the embedded Vaswani collection: BM25's top 100 (``--depth``) re-ranked by the bundled cross-encoder
 (ms-marco-MiniLM-L-12-v2) at fp32 (the reference), at int8, at depth 20, and by
 ``gaia.DiffusionReRanker``, which picks a budget per query (depth x precision x exit threshold).
 The diffusion re-ranker is used with no set-up call: its first call fits what it needs from that
@@ -13,36 +13,27 @@ and ``gaia.pareto`` / ``gaia.plot_pareto`` draw the effectiveness-energy front o
 Energy is whatever the machine lets us sense: RAPL/NVML counters where readable, else a power model
 (the ``method`` column says which). Nothing is fitted on judgments; they only evaluate.
 """
-import argparse
-from pathlib import Path
 
 import pandas as pd
 import pyterrier as pt
 
 import pyterrier_gaia as gaia
+from _shared import options, vaswani
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--topics", type=int, default=20, help="Vaswani topics to evaluate on")
-    parser.add_argument("--workdir", default="./diffusion-example", help="index, ledger and figure go here")
-    args = parser.parse_args()
-    workdir = Path(args.workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
+    args = options(__doc__, topics=20, depth=100)
+    workdir = args.workdir
     pd.set_option("display.width", 200)
-
-    ds = gaia.datasets.get("vaswani")
-    index = gaia.LuceneIndex(workdir / "vaswani-idx")
-    if not index.built():
-        index.index(ds.get_corpus_iter())
-    bm25 = index.bm25(num_results=100)
+    ds, index = vaswani(workdir)
+    bm25 = index.bm25(num_results=args.depth)
     topics, qrels = ds.get_topics().head(args.topics), ds.get_qrels()
     ce = gaia.CrossEncoder()
 
     diffusion = gaia.DiffusionReRanker(ce, collection="vaswani")     # no set-up call: fits on first use
     systems = {"BM25": bm25,
-               "CE fp32 top 100 (reference)": bm25 >> ce.reranker(),
-               "CE int8 top 100": bm25 >> ce.reranker(precision="int8"),
+               f"CE fp32 top {args.depth} (reference)": bm25 >> ce.reranker(),
+               f"CE int8 top {args.depth}": bm25 >> ce.reranker(precision="int8"),
                "CE fp32 top 20": bm25 % 20 >> ce.reranker(),
                "diffusion (defaults)": bm25 >> diffusion}
     ledger = gaia.Ledger(workdir / "ledger.jsonl")

@@ -1,43 +1,34 @@
 """Early exit on the bundled 12-layer cross-encoder, with no set-up calls, against full depth.
 
-    .venv/bin/python examples/early_exit.py [--topics 10] [--workdir DIR]
+    .venv/bin/python examples/early_exit.py [--topics 10] [--workdir DIR] [--depth 40]
 
-BM25's top 40 on the embedded Vaswani collection, re-ranked by the cross-encoder at full depth and by
+BM25's top 40 (``--depth``) on the embedded Vaswani collection, re-ranked by the cross-encoder at full depth and by
 ``gaia.EarlyExitReRanker`` with its defaults, in one metered ``gaia.Experiment``. The early-exit ranker
 fits its exit heads by itself on its first call (the experiment's warm-up topic; no judgments): that
 fit is its own start-up record in the ledger, never in a system's J/q. Energy is whatever the machine
 lets us sense: RAPL/NVML counters where readable, else a power model (the ``method`` column says which).
 """
-import argparse
 import os
 from pathlib import Path
 
 import pyterrier as pt
 
 import pyterrier_gaia as gaia
+from _shared import options, vaswani
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--topics", type=int, default=10, help="first N Vaswani topics")
-    parser.add_argument("--workdir", default=".", help="where the index and the ledger go")
-    args = parser.parse_args()
-    workdir = Path(args.workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    os.chdir(workdir)
-
-    ds = gaia.datasets.get("vaswani")
-    index = gaia.LuceneIndex("./vaswani-idx")
-    if not index.built():
-        index.index(ds.get_corpus_iter())
-    bm25 = index.bm25(num_results=40)
+    args = options(__doc__, topics=10, depth=40)
+    os.chdir(args.workdir)
+    ds, index = vaswani(Path("."))
+    bm25 = index.bm25(num_results=args.depth)
     encoder = gaia.CrossEncoder()
     early_exit = gaia.EarlyExitReRanker(encoder, collection="vaswani")
 
     results = gaia.Experiment(
         [bm25, bm25 >> encoder.reranker(), bm25 >> early_exit],
         ds.get_topics().head(args.topics), ds.get_qrels(), [pt.measures.nDCG @ 10, "mrt"],
-        names=["BM25 top 40", "cross-encoder, full depth", "cross-encoder, early exit"],
+        names=[f"BM25 top {args.depth}", "cross-encoder, full depth", "cross-encoder, early exit"],
         ledger="early-exit-ledger.jsonl")
     print(results.to_string(index=False))
 

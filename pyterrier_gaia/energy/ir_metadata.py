@@ -21,6 +21,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Union
 
+from .record import plain
+
 SCHEMA_VERSION = "0.2"
 #: record components that are CPU package energy (RAPL ``cpu``; the model's ``cpu`` and ``static``), DRAM, GPU
 _PARTS = {"cpu": ("cpu", "static"), "ram": ("dram",), "gpu": ("gpu",)}
@@ -61,7 +63,7 @@ def ir_metadata(records: List[dict], summary, metadata: Optional[Mapping] = None
                                    "python": {"version": platform.python_version()}},
                 "resources": resources}
     if metadata:
-        document["metadata"] = {str(key): _plain(value) for key, value in metadata.items()}
+        document["metadata"] = {str(key): plain(value) for key, value in metadata.items()}
     return document
 
 
@@ -78,7 +80,7 @@ def write_ir_metadata(document: dict, path: Union[str, os.PathLike, None] = None
 
 def _stage(row, records: List[dict]) -> dict:
     """One stage's entry: the summary's figures and its joules by component."""
-    entry = {key: _plain(value) for key, value in row.items()}
+    entry = {key: plain(value) for key, value in row.items()}
     components: Dict[str, float] = {}
     for record in records:
         for component, joules in (record.get("joules_by") or {}).items():
@@ -131,12 +133,3 @@ def _platform(constants: dict) -> dict:
             "operating system": {"kernel": f"{platform.system()} {platform.release()} {platform.machine()}",
                                  "distribution": distribution},
             "software": {"libraries": {"python": libraries}}}
-
-
-def _plain(value):
-    """A YAML-friendly version of numpy scalars and NaN (None)."""
-    if hasattr(value, "item"):
-        value = value.item()
-    if isinstance(value, float) and value != value:
-        return None
-    return value if isinstance(value, (str, int, float, bool, type(None))) else str(value)

@@ -18,7 +18,7 @@ from typing import List, Mapping, Optional, Tuple, Union
 import pandas as pd
 
 from .pickling import LockedState
-from .record import RECORD_KEYS, WORKER_KEYS, Record
+from .record import RECORD_KEYS, WORKER_KEYS, Record, plain
 
 #: how many skipped lines a warning describes one by one
 _SHOWN = 5
@@ -115,13 +115,13 @@ class Ledger(LockedState):
         """The record's JSON line, its ``constants`` (the same dict for every call of a stage) encoded once."""
         constants = record.get("constants")
         if not constants:
-            return json.dumps(record, default=_plain)
+            return json.dumps(record, default=plain)
         cached = self._encoded.get(id(constants))
         if cached is None or cached[0] is not constants:
             if len(self._encoded) > 64:
                 self._encoded.clear()
-            cached = self._encoded[id(constants)] = constants, json.dumps(constants, default=_plain)
-        text = json.dumps({**record, "constants": 0}, default=_plain)
+            cached = self._encoded[id(constants)] = constants, json.dumps(constants, default=plain)
+        text = json.dumps({**record, "constants": 0}, default=plain)
         return text.replace('"constants": 0', '"constants": ' + cached[1], 1)   # a key: quotes in values are escaped
 
     def __getstate__(self):
@@ -180,7 +180,7 @@ class Ledger(LockedState):
         records = {}
         for ledger in ledgers:
             for record in (ledger if isinstance(ledger, Ledger) else cls.load(ledger)).records:
-                records.setdefault(json.dumps(record, sort_keys=True, default=_plain), record)
+                records.setdefault(json.dumps(record, sort_keys=True, default=plain), record)
         merged = cls()
         merged._records = sorted(records.values(), key=lambda record: record.get("start") or 0)
         return merged
@@ -241,7 +241,7 @@ class Ledger(LockedState):
 
     def to_jsonl(self, path: Union[str, os.PathLike]) -> None:
         """Write every record to ``path`` as one JSON line each (the file is replaced)."""
-        lines = "".join(json.dumps(record, default=_plain) + "\n" for record in self.records)
+        lines = "".join(json.dumps(record, default=plain) + "\n" for record in self.records)
         Path(path).write_text(lines, encoding="utf-8")
 
     def to_csv(self, path: Union[str, os.PathLike]) -> None:
@@ -285,13 +285,3 @@ def read_jsonl(data: bytes) -> Tuple[List[dict], List[Tuple[int, str]]]:
         else:
             records.append(record)
     return records, skipped
-
-
-def _plain(value):
-    """A JSON/YAML-friendly version of numpy scalars and NaN (None)."""
-    if hasattr(value, "item"):
-        value = value.item()
-    if isinstance(value, float) and value != value:
-        return None
-    return value if isinstance(value, (str, int, float, bool, type(None))) else str(value)
-

@@ -116,3 +116,11 @@ def _short(value) -> str:
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
 
+
+def plain(value):
+    """A JSON/YAML-friendly version of a value: numpy scalars as Python numbers, NaN as None, others as text."""
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and value != value:
+        return None
+    return value if isinstance(value, (str, int, float, bool, type(None))) else str(value)
