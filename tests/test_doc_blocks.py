@@ -15,7 +15,6 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 FENCE = re.compile(r"^```([^\n`]*)\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
-REWRITTEN = {"early-exit.md", "diffusion.md"}   # issue 13: their blocks are being rewritten elsewhere
 
 
 def fences(page: Path):
@@ -30,12 +29,7 @@ def python_blocks(page: Path):
 
 
 def page_param(page: Path):
-    marks = []
-    if page.name in REWRITTEN:
-        # not run: the current blocks fit exit heads on the whole collection and re-rank all 93 topics
-        marks.append(pytest.mark.xfail(reason="issue 13: rewritten by the no-set-up-calls work",
-                                       strict=False, run=False))
-    return pytest.param(page, id=str(page.relative_to(ROOT)), marks=marks)
+    return pytest.param(page, id=str(page.relative_to(ROOT)))
 
 
 RUNNABLE = [page for page in PAGES if python_blocks(page)]
