@@ -32,6 +32,7 @@ LINES = {
     "metering.py": ["This run, per stage", "J/q", "gCO2e/q", "The re-ranker's calls", "records over every run so far"],
 }
 TWICE = "metering.py"   # run twice in the same folder
+FLAGS = {"diffusion.py": ["--depth", "20"]}   # its default, BM25's top 100, took 7 minutes of the suite
 METHOD = re.compile(r"\b(model|rapl|nvml)\b")   # every energy figure comes with how it was sensed
 
 
@@ -45,7 +46,8 @@ def workdir(tmp_path_factory, vaswani_index):
 def run_example(example: Path, workdir: Path, gaia_cache: Path) -> str:
     env = dict(os.environ, GAIA_CACHE=str(gaia_cache), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
                PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
-    run = subprocess.run([sys.executable, str(example), "--topics", "3", "--workdir", str(workdir)],
+    run = subprocess.run([sys.executable, str(example), "--topics", "3", "--workdir", str(workdir),
+                          *FLAGS.get(example.name, [])],
                          cwd=workdir, env=env, capture_output=True, text=True, timeout=900)
     assert run.returncode == 0, f"{example.name} exited {run.returncode}:\n{run.stdout}\n{run.stderr[-4000:]}"
     return run.stdout
