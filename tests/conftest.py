@@ -62,7 +62,13 @@ def ray_cluster():
     import ray
 
     from pyterrier_gaia.distribute import init_ray
-    init_ray(num_cpus=2, include_dashboard=False)   # keeps the JVM's SIGSEGV handler (see init_ray)
+    if ray.is_initialized():   # e.g. started by gaia.parallel in docs/parallel.md's example: ours has 2 CPUs
+        ray.shutdown()
+    try:   # keeps the JVM's SIGSEGV handler (see init_ray)
+        init_ray(num_cpus=2, include_dashboard=False)
+    except Exception:   # Ray gives its raylet a fixed 30 s to start, which a busy machine can miss: once more
+        ray.shutdown()
+        init_ray(num_cpus=2, include_dashboard=False)
     yield ray
     ray.shutdown()
 

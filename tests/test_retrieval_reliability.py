@@ -1,6 +1,7 @@
 """Lucene retrieval under failure: Ctrl-C, failed and repeated builds, missing values, long queries, IO errors."""
 import math
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -18,9 +19,12 @@ import pyterrier_gaia as gaia
 REPO = Path(__file__).resolve().parents[1]
 
 CTRL_C_SCRIPT = textwrap.dedent("""
-    import itertools, sys, tempfile
+    import itertools, signal, sys, tempfile
     import pandas as pd
     import pyterrier_gaia as gaia
+
+    # a shell's background job (cmd &) starts with SIGINT ignored, which Python keeps: restore Ctrl-C
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     folder = tempfile.mkdtemp()
     docs = ({"docno": str(i), "text": f"green search number {i} carbon"} for i in itertools.count())
@@ -47,6 +51,8 @@ CTRL_C_SCRIPT = textwrap.dedent("""
 def _wait_for(process, line, timeout=120):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if not select.select([process.stdout], [], [], max(0.0, deadline - time.monotonic()))[0]:
+            break   # nothing printed in time (a bare readline would wait for ever)
         got = process.stdout.readline()
         if got.strip() == line:
             return
