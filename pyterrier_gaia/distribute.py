@@ -19,6 +19,7 @@ import pickle
 import socket
 import traceback
 from collections import deque
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
@@ -307,9 +308,27 @@ def init_ray(**options):
     """
     import ray
 
+    with _fatal_signal_handlers_kept():
+        return ray.init(**options)
+
+
+def shutdown_ray() -> None:
+    """``ray.shutdown()``, keeping this process's handlers of fatal signals.
+
+    ``ray.shutdown`` resets SIGSEGV, SIGFPE and SIGILL to the default action (it uninstalls its crash
+    logger), which kills a process whose JVM then raises SIGSEGV on purpose. Use it with :func:`init_ray`.
+    """
+    import ray
+
+    with _fatal_signal_handlers_kept():
+        ray.shutdown()
+
+
+@contextmanager
+def _fatal_signal_handlers_kept():
     saved = _signal_actions()
     try:
-        return ray.init(**options)
+        yield
     finally:
         _restore_signal_actions(saved)
 

@@ -61,16 +61,17 @@ def ray_cluster():
     """A local Ray cluster of 2 CPUs for gaia.parallel, started once per session (about 13 s)."""
     import ray
 
-    from pyterrier_gaia.distribute import init_ray
+    from pyterrier_gaia.distribute import init_ray, shutdown_ray
+    # both keep the JVM's SIGSEGV handler, which ray.init replaces and ray.shutdown resets (see init_ray)
     if ray.is_initialized():   # e.g. started by gaia.parallel in docs/parallel.md's example: ours has 2 CPUs
-        ray.shutdown()
-    try:   # keeps the JVM's SIGSEGV handler (see init_ray)
+        shutdown_ray()
+    try:
         init_ray(num_cpus=2, include_dashboard=False)
     except Exception:   # Ray gives its raylet a fixed 30 s to start, which a busy machine can miss: once more
-        ray.shutdown()
+        shutdown_ray()
         init_ray(num_cpus=2, include_dashboard=False)
     yield ray
-    ray.shutdown()
+    shutdown_ray()
 
 
 @pytest.fixture(scope="session", autouse=True)

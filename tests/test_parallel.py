@@ -206,18 +206,23 @@ def test_a_vector_index_encoded_on_ray_data_holds_the_sequential_vectors(ray_clu
     np.testing.assert_allclose(on_ray.vectors(), sequential.vectors(), atol=1e-5)
 
 
-def test_starting_ray_keeps_the_fatal_signal_handlers_a_jvm_relies_on(tmp_path):
-    # ray.init installs its crash logger as SIGSEGV handler; in a process where Lucene's JVM runs, the next
-    # SIGSEGV the JVM raises on purpose then killed the process (seen in this suite). init_ray keeps them.
+def test_starting_and_stopping_ray_keep_the_fatal_signal_handlers_a_jvm_relies_on(tmp_path):
+    # ray.init installs its crash logger as SIGSEGV handler and ray.shutdown resets SIGSEGV to the default;
+    # in a process where Lucene's JVM runs, the next SIGSEGV the JVM raises on purpose then killed the
+    # process (seen in this suite and in CI). init_ray and shutdown_ray keep them.
     script = tmp_path / "signals.py"
     script.write_text(
-        "import signal\n"
-        "from pyterrier_gaia.distribute import _signal_actions, init_ray\n"
+        "import faulthandler, signal\n"
+        "from pyterrier_gaia.distribute import _signal_actions, init_ray, shutdown_ray\n"
+        "faulthandler.enable()   # a handler of SIGSEGV, as a JVM would have installed\n"
         "def handlers():\n"
         "    return {n: bytes(action.raw[:8]) for n, (_, action) in _signal_actions().items()}\n"
         "before = handlers()\n"
         "init_ray(num_cpus=1, include_dashboard=False)\n"
-        "print(int(signal.SIGSEGV) in before and handlers() == before)\n")
+        "started = handlers()\n"
+        "shutdown_ray()\n"
+        "installed = before[int(signal.SIGSEGV)] != bytes(8)\n"
+        "print(installed and started == before and handlers() == before)\n")
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300,
                           env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1])))
     assert done.returncode == 0 and done.stdout.strip().splitlines()[-1] == "True", done.stderr[-2000:]
