@@ -1,11 +1,12 @@
 """Lucene retrieval under failure: Ctrl-C, failed and repeated builds, missing values, long queries, IO errors."""
 import math
 import os
-import select
+import queue
 import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import types
 import time
 from itertools import islice
@@ -48,35 +49,44 @@ CTRL_C_SCRIPT = textwrap.dedent("""
 """)
 
 
-def _wait_for(process, line, timeout=120):
+def _lines(process) -> "queue.Queue":
+    """The child's stdout lines, read by a thread (select on a buffered pipe misses lines already buffered)."""
+    lines = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line.strip()) for line in process.stdout], daemon=True).start()
+    return lines
+
+
+def _wait_for(process, lines, line, timeout=120):
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not select.select([process.stdout], [], [], max(0.0, deadline - time.monotonic()))[0]:
-            break   # nothing printed in time (a bare readline would wait for ever)
-        got = process.stdout.readline()
-        if got.strip() == line:
-            return
-        if not got and process.poll() is not None:
-            break
-    raise AssertionError(f"no {line!r} from the child (exit {process.poll()}): {process.stderr.read()[-2000:]}")
+    while True:
+        try:
+            if lines.get(timeout=max(0.0, deadline - time.monotonic())) == line:
+                return
+        except queue.Empty:
+            raise AssertionError(f"no {line!r} from the child in {timeout} s (exit {process.poll()})") from None
 
 
-def test_ctrl_c_reaches_the_caller_during_indexing_and_retrieval():
+def test_ctrl_c_reaches_the_caller_during_indexing_and_retrieval(tmp_path):
     """SIGINT after the JVM has started is a KeyboardInterrupt in Python, with finally blocks run."""
-    process = subprocess.Popen([sys.executable, "-c", CTRL_C_SCRIPT], cwd=REPO, text=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               env={**os.environ, "PYTHONPATH": str(REPO)})
+    errors = tmp_path / "stderr.txt"
+    with errors.open("w") as stderr:
+        process = subprocess.Popen([sys.executable, "-c", CTRL_C_SCRIPT], cwd=REPO, text=True,
+                                   stdout=subprocess.PIPE, stderr=stderr,
+                                   env={**os.environ, "PYTHONPATH": str(REPO)})
+    lines = _lines(process)
     try:
         for phase in ("indexing", "searching"):
-            _wait_for(process, phase)
+            _wait_for(process, lines, phase)
             time.sleep(1)  # inside the Java calls
             process.send_signal(signal.SIGINT)
-            _wait_for(process, f"interrupted {phase}", timeout=20)
-            _wait_for(process, f"finally {phase}", timeout=5)
+            _wait_for(process, lines, f"interrupted {phase}", timeout=30)
+            _wait_for(process, lines, f"finally {phase}", timeout=5)
         assert process.wait(timeout=20) == 0
+    except AssertionError as failure:
+        raise AssertionError(f"{failure}; child's stderr: {errors.read_text()[-2000:]}") from None
     finally:
         process.kill()
-        process.communicate()
+        process.wait()
 
 
 def _failing(docs, after):
