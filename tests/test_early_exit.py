@@ -260,8 +260,10 @@ def test_a_fitted_ranker_saves_and_loads_as_one_artifact(tiny_cross, candidates,
 
 def test_bad_input_for_self_fitting(tiny_cross, candidates, gaia_cache, tmp_path, words):
     two_queries = candidates[candidates["qid"].isin(candidates["qid"].unique()[:2])]
-    with pytest.raises(ValueError, match=r"from 24 distinct candidate documents; it needs at least 40 \(4·k, k=10\)"):
-        EarlyExitReRanker(tiny_cross)(two_queries)
+    ranker = EarlyExitReRanker(tiny_cross)
+    with pytest.warns(RuntimeWarning, match=r"24 distinct candidate documents are too few .*at least 40: 4·k, k=10"):
+        full_depth = ranker(two_queries)   # scored at full depth, nothing fitted yet
+    assert (full_depth["doc_layers"] == 4).all() and ranker.heads is None
     few = EarlyExitReRanker(tiny_cross, k=12)(two_queries)   # no query has more than k: nothing to drop or fit
     assert (few["doc_layers"] == 4).all()
     fitted = EarlyExitReRanker(tiny_cross, batch_size=8)

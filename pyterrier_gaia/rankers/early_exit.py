@@ -1,6 +1,7 @@
 """EarlyExitReRanker: re-rank with score estimates from intermediate layers, dropping each query's
 candidates that cannot reach its top k (and, optionally, stopping a query once its top k is stable)."""
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -51,7 +52,8 @@ class EarlyExitReRanker(pt.Transformer):
     own start-up record (``"STAGE / fit exit heads"``) when the ranker runs inside ``gaia.Metered``,
     ``gaia.meter`` or ``gaia.Experiment``, and cached in the gaia cache by model, collection (the
     ``collection`` name if given, else a fingerprint of the documents it read) and fitting settings:
-    later runs load it. It needs at least ``4·k`` distinct candidate documents in that call.
+    later runs load it. It needs at least ``4·k`` distinct candidate documents in that call; a call with
+    fewer is re-ranked at full depth, with a warning, and the ranker fits on a later call.
     :meth:`fit` fits on a collection instead; :meth:`save` and :meth:`load` keep a fitted ranker.
 
     Output: the input with ``score``, ``rank`` (from 0), ``exit_layer`` (the layer its query stopped
@@ -104,17 +106,19 @@ class EarlyExitReRanker(pt.Transformer):
     # ----- fitting on first use
     def _heads_for(self, out: pd.DataFrame):
         """The heads the cascade needs for ``out``: the ranker's, else fitted on ``out`` (see the class
-        docstring); None when no query has more than ``k`` candidates (nothing to drop)."""
+        docstring); None (full depth) when no query has more than ``k`` candidates (nothing to drop) or
+        there are too few candidates to fit on."""
         if self.heads is not None or out.groupby("qid", sort=False).size().max() <= self.k:
             return self.heads
         docs = out.drop_duplicates("docno").sort_values("docno", kind="stable")
         needed = 4 * self.k
         if len(docs) < needed:
-            raise ValueError(
-                f"EarlyExitReRanker: cannot fit exit heads on first use from {len(docs)} distinct candidate "
-                f"documents; it needs at least {needed} (4·k, k={self.k}) in one call. Re-rank more candidates "
-                f"per query (e.g. bm25 % 100 >> ranker), fit on the collection first (.fit(docs, retriever, "
-                f"collection)), pass heads=, or set cascade=False")
+            warnings.warn(
+                f"EarlyExitReRanker: {len(docs)} distinct candidate documents are too few to fit exit heads on "
+                f"(it needs at least {needed}: 4·k, k={self.k}, in one call); re-ranked them at full depth. It "
+                f"fits itself on its first call with enough (e.g. bm25 % 100 >> ranker), or fit on the "
+                f"collection first (.fit(docs, retriever, collection)), or pass heads=", RuntimeWarning, stacklevel=3)
+            return None
         from .. import __version__
 
         key = {"model": model_label(self.encoder), "architecture": config_hash(self.encoder),
