@@ -194,11 +194,11 @@ class Encoder(abc.ABC):
         return self.pair_scores(self.outputs(inputs.items, batch_size, verbose), inputs)
 
     def _batches(self, order, batch_size, verbose):
-        from tqdm.auto import tqdm
+        import pyterrier as pt   # its tqdm: a notebook's widget in a notebook, a console bar elsewhere
 
         batch_size = checks.positive_integer(self.stage, "batch_size", batch_size)
         starts = range(0, len(order), batch_size)
-        for start in tqdm(starts, desc=f"{self.stage} {self.progress}", unit="batch", disable=not verbose):
+        for start in pt.tqdm(starts, desc=f"{self.stage} {self.progress}", unit="batch", disable=not verbose):
             yield order[start:start + batch_size]
 
     # ----- layer by layer (BERT-style models: embeddings + encoder.layer)

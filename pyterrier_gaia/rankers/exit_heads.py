@@ -336,6 +336,6 @@ def in_order(rows: np.ndarray, values: np.ndarray) -> np.ndarray:
 
 
 def _progress(items, desc, verbose):
-    from tqdm.auto import tqdm
+    import pyterrier as pt   # its tqdm: a notebook's widget in a notebook, a console bar elsewhere
 
-    return tqdm(items, desc=desc, unit="layer", disable=not verbose)
+    return pt.tqdm(items, desc=desc, unit="layer", disable=not verbose)
