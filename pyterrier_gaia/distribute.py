@@ -26,7 +26,7 @@ from typing import Dict, List, Optional, Tuple
 import pandas as pd
 import pyterrier as pt
 
-from .encoders.checks import positive_integer
+from .checks import positive_integer
 from .energy.ledger import Ledger
 from .energy.metered import default_name, parts
 

@@ -22,8 +22,9 @@ from typing import Optional
 
 import numpy as np
 
+from .. import checks
 from ..cost.counts import report
-from . import checks, flops, precision as ladder
+from . import flops, precision as ladder
 from .layerwise import LayerRun
 
 ARCHITECTURE_KEYS = ("model_type", "num_hidden_layers", "hidden_size", "intermediate_size",

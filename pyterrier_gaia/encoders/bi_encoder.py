@@ -4,7 +4,7 @@ import json
 import numpy as np
 
 from .base import Encoder, Inputs, cannot_load
-from .checks import strings
+from ..checks import strings
 from .locate import locate
 
 POOLINGS = {"pooling_mode_cls_token": "cls", "pooling_mode_mean_tokens": "mean",

@@ -2,7 +2,7 @@
 import numpy as np
 
 from .base import Encoder, Inputs
-from .checks import strings
+from ..checks import strings
 from .locate import locate
 
 

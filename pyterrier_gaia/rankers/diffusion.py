@@ -10,7 +10,7 @@ import pyterrier as pt
 
 from ..cost.counts import report
 from ..encoders import precision as ladder
-from ..encoders.checks import positive_integer
+from ..checks import positive_integer
 from .. import __version__
 from . import diffusion_artifact
 from .budget_space import Budget, BudgetSpace

@@ -9,7 +9,7 @@ import pandas as pd
 import pyterrier as pt
 
 from ..cost.counts import report
-from ..encoders.checks import positive_integer, unit_interval
+from ..checks import positive_integer, unit_interval
 from .columns import require_columns, require_values
 from .exit_heads import ExitHeads, LayerScorer, config_hash, fitted_for, model_label
 from .fusion import check_weight, fuse

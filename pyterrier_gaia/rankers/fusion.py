@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pyterrier as pt
 
-from ..encoders.checks import unit_interval
+from ..checks import unit_interval
 
 
 def check_weight(stage: str, interpolate):

@@ -3,7 +3,7 @@ import pandas as pd
 import pyterrier as pt
 
 from ..cost.counts import report
-from ..encoders.checks import positive_integer
+from ..checks import positive_integer
 from .columns import require_columns, require_values
 from .fusion import check_weight, rescored, rescored_columns
 

@@ -2,7 +2,6 @@
 import gzip
 import json
 import math
-import numbers
 import shutil
 import uuid
 from pathlib import Path
@@ -12,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pyterrier as pt
 
+from ..checks import positive_integer
 from ..cost.counts import report
 from .analyser import Analyser
 from .java import start_pyserini
@@ -237,12 +237,6 @@ def _build(folder: Path, docs: Iterable[dict], analyser: Analyser, batch_size: i
     return count
 
 
-def _positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"LuceneBM25: {name} must be a positive int, got {value!r}")
-    return int(value)
-
-
 class LuceneBM25(pt.Transformer):
     """BM25 over a :class:`LuceneIndex`: Q -> R with qid, query, docno, score, rank (and text).
 
@@ -256,8 +250,8 @@ class LuceneBM25(pt.Transformer):
     def __init__(self, index: LuceneIndex, num_results: int = 1000, k1: float = 0.9, b: float = 0.4,
                  text: bool = True, threads: int = 1):
         self.index, self.k1, self.b, self.text = index, k1, b, text
-        self.num_results = _positive_int(num_results, "num_results")
-        self.threads = _positive_int(threads, "threads")
+        self.num_results = positive_integer("LuceneBM25", "num_results", num_results)
+        self.threads = positive_integer("LuceneBM25", "threads", threads)
         self._document_frequency: Dict[str, int] = {}
 
     def fuse_rank_cutoff(self, k: int) -> "LuceneBM25":

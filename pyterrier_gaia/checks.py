@@ -1,5 +1,5 @@
-"""Checking arguments and inputs, with errors that name the stage, the value and what was expected
-(encoders and the rankers above them share these)."""
+"""Checking arguments and inputs, with errors that name the stage, the value and what was expected.
+A leaf module: every layer (retrieval, encoders, rankers, gaia.parallel) shares these checks."""
 import numbers
 
 
