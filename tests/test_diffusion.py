@@ -5,6 +5,7 @@ mechanics on a tiny random BERT, behaviour on MiniLM and the bundled cross-encod
 20 for 10 Vaswani topics or fewer."""
 import numpy as np
 import pandas as pd
+import pyterrier as pt
 import pytest
 
 import pyterrier_gaia as gaia
@@ -390,6 +391,9 @@ def test_save_and_load_round_trip(fitted, slice_candidates, tmp_path):
     assert (path / "pt_meta.json").is_file()
     loaded = gaia.DiffusionReRanker.load(path, fitted.encoder)
     pd.testing.assert_frame_equal(loaded(slice_candidates), fitted(slice_candidates))
+    generic = pt.Artifact.load(str(path))   # PyTerrier's loader: the encoder is built again from its folder
+    assert isinstance(generic, gaia.DiffusionReRanker) and generic.encoder.model_name == fitted.encoder.model_name
+    pd.testing.assert_frame_equal(generic(slice_candidates), fitted(slice_candidates))
     thrifty = gaia.DiffusionReRanker.load(path, fitted.encoder, weights=(10, 0, 1))
     assert thrifty.weights == (10, 0, 1)
     with pytest.raises(ValueError, match=r"\['depths'\] cannot change on a fitted ranker"):

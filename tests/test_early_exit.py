@@ -243,10 +243,13 @@ def test_a_fitted_ranker_saves_and_loads_as_one_artifact(tiny_cross, candidates,
     out = ranker(candidates)
     path = ranker.save(tmp_path / "artifact")
     meta = pt._artifact._load_metadata(str(path))
-    assert (meta["type"], meta["format"], meta["package_hint"]) == ("reranker", "gaia.early_exit", "pyterrier-gaia")
+    assert (meta["type"], meta["format"], meta["package_hint"]) == ("reranker", "gaia-early-exit", "pyterrier-gaia")
     loaded = EarlyExitReRanker.load(path, tiny_cross)
     assert (loaded.k, loaded.error_rate) == (3, 0.05)
     pd.testing.assert_frame_equal(loaded(candidates), out)
+    generic = pt.Artifact.load(str(path))   # PyTerrier's loader, through the package's entry point
+    assert isinstance(generic, EarlyExitReRanker) and generic.encoder.model_name == tiny_cross.model_name
+    pd.testing.assert_frame_equal(generic(candidates), out)
     other = gaia.CrossEncoder(tiny_bert(tmp_path / "three", words, layers=3))
     with pytest.raises(ValueError, match=r"EarlyExitReRanker.load: .*cannot serve cross-encoder .*3 layers.*fit heads"):
         EarlyExitReRanker.load(path, other)

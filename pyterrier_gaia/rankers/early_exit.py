@@ -1,6 +1,5 @@
 """EarlyExitReRanker: re-rank with score estimates from intermediate layers, dropping each query's
 candidates that cannot reach its top k (and, optionally, stopping a query once its top k is stable)."""
-import json
 import warnings
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import pyterrier as pt
 from ..cost.counts import report
 from ..checks import positive_integer, unit_interval
 from .columns import require_columns, require_values
+from .artifact_meta import read_meta, write_meta
 from .exit_heads import ExitHeads, LayerScorer, config_hash, fitted_for, model_label
 from .fusion import check_weight, fuse
 from .measures import top_overlap
@@ -20,7 +20,7 @@ from .self_fit import collection_key, load_or_fit
 #: first call's candidate texts, each re-scored against the candidate list it was drawn from
 SELF_FIT = {"queries": 12, "depth": 50, "query_words": (4, 12), "folds": 2, "seed": 0}
 #: the artifact's type and format in its pt_meta.json (PyTerrier's Artifact conventions)
-ARTIFACT = {"type": "reranker", "format": "gaia.early_exit"}
+ARTIFACT = {"type": "reranker", "format": "gaia-early-exit"}
 
 
 class EarlyExitReRanker(pt.Transformer):
@@ -146,13 +146,12 @@ class EarlyExitReRanker(pt.Transformer):
         folder = Path(path)
         folder.mkdir(parents=True, exist_ok=True)
         self.heads.write(folder / "heads.npz")
-        meta = {**ARTIFACT, "package_hint": "pyterrier-gaia", "package_version": __version__,
-                "encoder": fitted_for(self.encoder), "model": self.heads.model, "architecture": self.heads.config,
-                "collection": self.heads.collection,
-                "settings": {"exits": self.exits, "k": self.k, "agreement": self.agreement, "cascade": self.cascade,
+        write_meta(folder, ARTIFACT["type"], ARTIFACT["format"], self.encoder, package_version=__version__,
+                   encoder=fitted_for(self.encoder), model=self.heads.model, architecture=self.heads.config,
+                   collection=self.heads.collection,
+                   settings={"exits": self.exits, "k": self.k, "agreement": self.agreement, "cascade": self.cascade,
                              "error_rate": self.error_rate, "interpolate": self.interpolate,
-                             "batch_size": self.batch_size}}
-        (folder / "pt_meta.json").write_text(json.dumps(meta, indent=1))
+                             "batch_size": self.batch_size})
         return folder
 
     @classmethod
@@ -164,7 +163,7 @@ class EarlyExitReRanker(pt.Transformer):
 
         folder = Path(path)
         try:
-            meta = json.loads((folder / "pt_meta.json").read_text())
+            meta = read_meta(folder)
         except (OSError, ValueError) as error:
             raise FileNotFoundError(f"EarlyExitReRanker.load: {folder} is not a saved EarlyExitReRanker (no "
                                     f"readable pt_meta.json: {error}); save one with ranker.save(path)") from None
