@@ -31,11 +31,12 @@ def run_sequential(pipe, topics) -> dict:
 
 
 def run_parallel(pipe, topics, workers: int) -> dict:
-    start = time.perf_counter()
+    start, first = time.perf_counter(), len(pipe.ledger)
     par = gaia.parallel(pipe, workers=workers)
     par.warmup(topics.head(1))
     startup = time.perf_counter() - start
-    pids = {record["pid"] for record in pipe.ledger.records if record.get("startup") and "pid" in record}
+    # this run's workers (the ledger also holds the records of an earlier run's workers, since stopped)
+    pids = {record["pid"] for record in pipe.ledger.records[first:] if record.get("startup") and "pid" in record}
     processes = [psutil.Process(pid) for pid in pids]
     cpu_before = sum(sum(process.cpu_times()[:2]) for process in processes)
     driver = gaia.Metered(par, name=f"driver, {workers} worker(s)", sensors="model")
@@ -65,10 +66,10 @@ def figures(records, wall: float, queries: int) -> dict:
 
 
 def main(topics_wanted: int, depth: int, reranker: str):
-    import ray
+    from pyterrier_gaia.distribute import init_ray
 
     start = time.perf_counter()
-    ray.init(include_dashboard=False)          # first, while this process is still light (a busy machine
+    init_ray(include_dashboard=False)          # first, while this process is still light (a busy machine
     print(f"Ray started in {time.perf_counter() - start:.1f} s")   # can miss Ray's 30 s start-up deadline)
     ds = gaia.datasets.get("vaswani")
     topics = ds.get_topics().head(topics_wanted)

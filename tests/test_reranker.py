@@ -56,6 +56,15 @@ def test_empty_in_empty_out(minilm):
     assert pt.inspect.transformer_outputs(minilm.reranker(), columns) == columns + ["rank"]
 
 
+def test_queries_keep_their_input_order(minilm):
+    # sorted by qid, "10" would come before "2" (and gaia.parallel's batches would not match the sequential run)
+    inp = pd.DataFrame({"qid": ["2", "2", "10", "10"], "query": ["green", "green", "carbon", "carbon"],
+                        "docno": ["a", "b", "c", "d"], "text": ["carbon", "green energy", "carbon tax", "trees"],
+                        "score": [2.0, 1.0, 2.0, 1.0]})
+    out = minilm.reranker()(inp)
+    assert out["qid"].tolist() == ["2", "2", "10", "10"] and out["rank"].tolist() == [0, 1, 0, 1]
+
+
 def test_missing_text_names_it_and_how_to_add_it(minilm):
     inp = pd.DataFrame({"qid": ["1"], "query": ["q"], "docno": ["d1"], "score": [1.0]})
     with pytest.raises(pt.validate.InputValidationError, match=r"lacks column\(s\) \['text'\].*pt.text.get_text"):

@@ -18,7 +18,7 @@ from .columns import require_columns, require_values
 from .cost_calibration import calibrate_costs
 from .early_exit import EarlyExitReRanker
 from .exit_heads import ExitHeads, LayerScorer, fitted_for, layer_outputs, model_label
-from .fusion import check_weight, fuse
+from .fusion import check_weight, fuse, in_query_order
 from .green_potential import CostTerms, GreenPotential, LayerFraction, QueryCosts, Usefulness, r2
 from .langevin import langevin, query_noise, temperatures
 from .measures import ndcg, top_overlap
@@ -335,9 +335,10 @@ class DiffusionReRanker(pt.Transformer):
             full = self.space.full
             budgets = {qid: Budget(min(full.depth, int(n)), full.precision, full.agreement)
                        for qid, n in available.items()}
-            return self._rerank(ranked, budgets, steps=0)[columns]
+            return in_query_order(self._rerank(ranked, budgets, steps=0), "rank", queries=inp["qid"])[columns]
         self.fit_on_first_use(ranked)
-        return self._rerank(ranked, self._budgets(ranked, available), steps=len(self.schedule))[columns]
+        reranked = self._rerank(ranked, self._budgets(ranked, available), steps=len(self.schedule))
+        return in_query_order(reranked, "rank", queries=inp["qid"])[columns]   # the input's query order
 
     def _fitted(self) -> bool:
         return self.usefulness is not None and self.cost_model is not None

@@ -12,7 +12,7 @@ from ..checks import positive_integer, unit_interval
 from .columns import require_columns, require_values
 from .artifact_meta import read_meta, write_meta
 from .exit_heads import ExitHeads, LayerScorer, config_hash, fitted_for, model_label
-from .fusion import check_weight, fuse
+from .fusion import check_weight, fuse, in_query_order
 from .measures import top_overlap
 from .self_fit import collection_key, load_or_fit
 
@@ -216,7 +216,7 @@ class EarlyExitReRanker(pt.Transformer):
         out["score"] = scores if self.interpolate is None else \
             fuse(self.interpolate, first_stage, scores, out["qid"])
         out["exit_layer"], out["doc_layers"] = exit_layer, doc_layers
-        out = pt.model.add_ranks(out).sort_values(["qid", "rank"], kind="stable").reset_index(drop=True)
+        out = in_query_order(pt.model.add_ranks(out), "rank")
         return out[self.transform_outputs(list(inp.columns))]
 
     def _thresholds(self, out: pd.DataFrame) -> np.ndarray:

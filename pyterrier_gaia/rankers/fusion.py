@@ -1,5 +1,6 @@
 """Fusing first-stage and neural scores: α·minmax(first) + (1−α)·minmax(neural), each min-max
-normalised within its query (the one implementation every re-ranker uses)."""
+normalised within its query, and the ranked output every re-ranker returns (the one implementation of
+each that the re-rankers use)."""
 import numpy as np
 import pandas as pd
 import pyterrier as pt
@@ -44,11 +45,22 @@ def rescored_columns(input_columns) -> list:
 
 def rescored(candidates: pd.DataFrame, scores, interpolate=None) -> pd.DataFrame:
     """``candidates`` with ``score`` set to ``scores`` (or fused with their own score, α = ``interpolate``),
-    ranked from 0 within each query and sorted by qid and rank."""
+    ranked from 0 within each query and sorted by rank, the queries in input order."""
     out = candidates.copy()
     scores = np.asarray(scores, dtype="float64")
     if interpolate is None or len(out) == 0:
         out["score"] = scores
     else:
         out["score"] = fuse(interpolate, out["score"].astype("float64"), scores, out["qid"])
-    return pt.model.add_ranks(out).sort_values(["qid", "rank"], kind="stable").reset_index(drop=True)
+    return in_query_order(pt.model.add_ranks(out), "rank")
+
+
+def in_query_order(frame: pd.DataFrame, column: str, ascending: bool = True, queries=None) -> pd.DataFrame:
+    """``frame`` sorted by ``column`` within each query, the queries in the order of first appearance of
+    ``queries`` (default: ``frame["qid"]``), as PyTerrier's own transformers keep them (sorting by qid would
+    put "10" before "2", and gaia.parallel's batches, concatenated in input order, would then differ from
+    the sequential run)."""
+    order = pd.unique(frame["qid"] if queries is None else queries)
+    codes = pd.Series(range(len(order)), index=order).reindex(frame["qid"]).to_numpy()
+    return (frame.assign(_query=codes).sort_values(["_query", column], ascending=[True, ascending], kind="stable")
+            .drop(columns="_query").reset_index(drop=True))
