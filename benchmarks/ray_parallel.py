@@ -81,11 +81,14 @@ def main(topics_wanted: int, depth: int, reranker: str):
         for workers in (1, 2):
             runs[f"Ray, {workers} worker(s)"] = run_parallel(pipe, topics, workers)
     expected = runs["sequential"].pop("result")
-    for run in list(runs.values())[1:]:
-        pd.testing.assert_frame_equal(run.pop("result"), expected)
+    largest = 0.0
+    for run in list(runs.values())[1:]:   # the same rows in the same order; scores up to float32 noise
+        got = run.pop("result")           # (a batch of other pairs pads and sums differently)
+        pd.testing.assert_frame_equal(got, expected, check_exact=False, rtol=1e-4, atol=1e-4)
+        largest = max(largest, float((got["score"] - expected["score"]).abs().max()))
     table = pd.DataFrame(runs).T
-    print(f"Vaswani, first {len(topics)} topics, BM25 top {depth} >> {reranker} re-ranker; "
-          f"every run gave the sequential run's results, in order")
+    print(f"Vaswani, first {len(topics)} topics, BM25 top {depth} >> {reranker} re-ranker; every run gave the "
+          f"sequential run's rows in order (largest score difference {largest:.1e}, float32 batching)")
     print(table.to_string(float_format=lambda value: f"{value:.3g}"))
     print("energy modelled (CPU s x per-core power + static and DRAM shares; no RAPL/NVML): J/q sums the "
           "workers' records, each worker charged its own static share (see docs/parallel.md)")
