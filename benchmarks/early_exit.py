@@ -157,6 +157,7 @@ def cross_encoder_table(name, spec, depth, topics_count, tmp):
                **{system: gaia.EarlyExitReRanker(encoder, **options) for system, options in CROSS_SYSTEMS.items()}}
     ledger = gaia.Ledger()
     runs = Path(tmp) / f"{name}-runs"
+    runs.mkdir()                                             # pt.Experiment's save_dir must exist
     result = gaia.Experiment([bm25 >> ranker for ranker in rankers.values()], topics, qrels,
                              [pt.measures.nDCG @ 10], names=list(rankers), ledger=ledger, sensors="model",
                              save_dir=str(runs))
