@@ -335,10 +335,9 @@ class DiffusionReRanker(pt.Transformer):
             full = self.space.full
             budgets = {qid: Budget(min(full.depth, int(n)), full.precision, full.agreement)
                        for qid, n in available.items()}
-            return in_query_order(self._rerank(ranked, budgets, steps=0), "rank", queries=inp["qid"])[columns]
+            return self._rerank(ranked, budgets, 0, inp["qid"])[columns]
         self.fit_on_first_use(ranked)
-        reranked = self._rerank(ranked, self._budgets(ranked, available), steps=len(self.schedule))
-        return in_query_order(reranked, "rank", queries=inp["qid"])[columns]   # the input's query order
+        return self._rerank(ranked, self._budgets(ranked, available), len(self.schedule), inp["qid"])[columns]
 
     def _fitted(self) -> bool:
         return self.usefulness is not None and self.cost_model is not None
@@ -401,9 +400,9 @@ class DiffusionReRanker(pt.Transformer):
         points = self.draw(self.potential(top), qids)
         return {qid: self.space.round(point, int(available[qid])) for qid, point in zip(qids, points)}
 
-    def _rerank(self, ranked: pd.DataFrame, budgets, steps: int) -> pd.DataFrame:
+    def _rerank(self, ranked: pd.DataFrame, budgets, steps: int, queries: pd.Series) -> pd.DataFrame:
         """Re-rank each query's top ``depth`` candidates with its budget (drawn in ``steps`` Langevin
-        steps); the rest keep their order below."""
+        steps); the rest keep their order below. Ranked, the queries in the order of ``queries``."""
         budget_of = ranked["qid"].map(budgets)
         ranked = ranked.assign(depth=[b.depth for b in budget_of], precision=[b.precision for b in budget_of],
                                agreement=[b.agreement for b in budget_of], steps=steps,
@@ -423,8 +422,8 @@ class DiffusionReRanker(pt.Transformer):
         floor = score.groupby(ranked["qid"]).transform("min")
         score[~chosen] = floor[~chosen] - 1 - (ranked["position"] - ranked["depth"])[~chosen]
         ranked["score"] = score.astype("float64")
-        ranked = pt.model.add_ranks(ranked.drop(columns=["neural", "_first", "position"]))
-        return ranked.sort_values(["qid", "rank"], kind="stable").reset_index(drop=True)
+        return in_query_order(pt.model.add_ranks(ranked.drop(columns=["neural", "_first", "position"])), "rank",
+                              queries=queries)
 
 
 def _check_weights(weights):
