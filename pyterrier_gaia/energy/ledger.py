@@ -15,6 +15,7 @@ import warnings
 from pathlib import Path
 from typing import List, Mapping, Optional, Tuple, Union
 
+import orjson
 import pandas as pd
 
 from .pickling import LockedState
@@ -22,6 +23,14 @@ from .record import RECORD_KEYS, WORKER_KEYS, Record, plain
 
 #: how many skipped lines a warning describes one by one
 _SHOWN = 5
+
+_LINE_OPTIONS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+
+
+def json_line(record: Mapping, sort_keys: bool = False) -> bytes:
+    """One record as a JSON line (UTF-8, newline-terminated). Written by orjson: a metered call pays
+    for it, and it costs a third of ``json.dumps`` there (benchmarks/meter_overhead.py)."""
+    return orjson.dumps(record, default=plain, option=_LINE_OPTIONS | (orjson.OPT_SORT_KEYS if sort_keys else 0))
 
 
 class Ledger(LockedState):
@@ -44,7 +53,6 @@ class Ledger(LockedState):
         self._lock = threading.Lock()
         self._write_error: Optional[str] = None
         self._descriptor: Optional[int] = None
-        self._encoded: dict = {}                      # id(constants) -> (constants, their JSON): encoded once
         if self.path is not None:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -85,7 +93,7 @@ class Ledger(LockedState):
 
     def _write(self, record: dict) -> None:
         """Append one JSON line; on failure, warn once and keep records in memory from now on."""
-        line = (self._json(record) + "\n").encode("utf-8")
+        line = json_line(record)
         try:
             descriptor = self._open()
             written = os.write(descriptor, line)
@@ -111,22 +119,9 @@ class Ledger(LockedState):
             descriptor, self._descriptor = self._descriptor, None
             os.close(descriptor)
 
-    def _json(self, record: dict) -> str:
-        """The record's JSON line, its ``constants`` (the same dict for every call of a stage) encoded once."""
-        constants = record.get("constants")
-        if not constants:
-            return json.dumps(record, default=plain)
-        cached = self._encoded.get(id(constants))
-        if cached is None or cached[0] is not constants:
-            if len(self._encoded) > 64:
-                self._encoded.clear()
-            cached = self._encoded[id(constants)] = constants, json.dumps(constants, default=plain)
-        text = json.dumps({**record, "constants": 0}, default=plain)
-        return text.replace('"constants": 0', '"constants": ' + cached[1], 1)   # a key: quotes in values are escaped
-
     def __getstate__(self):
         state = super().__getstate__()
-        state["_descriptor"], state["_encoded"] = None, {}   # a copy opens the file for itself
+        state["_descriptor"] = None                          # a copy opens the file for itself
         return state
 
     def __del__(self):
@@ -180,7 +175,7 @@ class Ledger(LockedState):
         records = {}
         for ledger in ledgers:
             for record in (ledger if isinstance(ledger, Ledger) else cls.load(ledger)).records:
-                records.setdefault(json.dumps(record, sort_keys=True, default=plain), record)
+                records.setdefault(json_line(record, sort_keys=True), record)
         merged = cls()
         merged._records = sorted(records.values(), key=lambda record: record.get("start") or 0)
         return merged
@@ -241,8 +236,7 @@ class Ledger(LockedState):
 
     def to_jsonl(self, path: Union[str, os.PathLike]) -> None:
         """Write every record to ``path`` as one JSON line each (the file is replaced)."""
-        lines = "".join(json.dumps(record, default=plain) + "\n" for record in self.records)
-        Path(path).write_text(lines, encoding="utf-8")
+        Path(path).write_bytes(b"".join(json_line(record) for record in self.records))
 
     def to_csv(self, path: Union[str, os.PathLike]) -> None:
         """Write one row per record; ``joules_by``, ``counts`` and ``constants`` become dotted columns."""

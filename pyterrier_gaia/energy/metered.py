@@ -129,7 +129,7 @@ class Metered(pt.Transformer):
         taken out of it. Returns the window's CPU seconds and joules by component, as measured."""
         joules_by, short, cpu_s = self.accounting.close(opened, wall_s)
         measured = (cpu_s, dict(joules_by))
-        if less is not None:
+        if less is not None and less.wall_s:                # one-off work was done inside the call
             wall_s, cpu_s = max(0.0, wall_s - less.wall_s), max(0.0, cpu_s - less.cpu_s)
             joules_by = {c: max(0.0, value - less.joules_by.get(c, 0.0)) for c, value in joules_by.items()}
         joules = sum(joules_by.values())

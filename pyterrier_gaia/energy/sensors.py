@@ -83,8 +83,9 @@ class CpuPowerModel(Sensor):
 _PAGE_BYTES = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
-#: how long a reading of the resident set size is reused (its read costs some 10 µs a call)
-RSS_MAX_AGE_S = 0.05
+#: how long a reading of the resident set size is reused (three system calls, some 10-60 µs, which a
+#: metered call of a few milliseconds should not pay each time)
+RSS_MAX_AGE_S = 0.5
 _rss = [float("-inf"), 0.0]                          # perf_counter of the last reading, GiB
 
 
