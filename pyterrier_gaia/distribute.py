@@ -28,14 +28,14 @@ import pyterrier as pt
 
 from .checks import positive_integer
 from .energy.ledger import Ledger
-from .energy.metered import default_name, parts
+from .energy.metered import Metered, default_name, parts
 
 #: how to install what ``engine="ray"`` needs
 RAY_EXTRA = "pip install 'pyterrier-gaia[ray]'"
 
 
 def parallel(pipeline: pt.Transformer, workers: int = 2, engine: str = "ray", batch_size: Optional[int] = None,
-             attempts: int = 3, verbose: bool = False) -> "Parallel":
+             attempts: int = 3, verbose: bool = False, threads_per_worker: Optional[int] = None) -> "Parallel":
     """``pipeline`` as a transformer run on ``workers`` Ray workers: same results, in the same order.
 
     >>> pipe = gaia.meter(bm25 % 100 >> rr, ledger="run.jsonl")
@@ -49,18 +49,23 @@ def parallel(pipeline: pt.Transformer, workers: int = 2, engine: str = "ray", ba
     :param batch_size: queries (qids) per batch; default: the queries spread over 4 batches per worker
     :param attempts: how many times a batch is tried when its worker dies (Ray restarts the worker)
     :param verbose: a progress bar over batches
+    :param threads_per_worker: the threads torch, BLAS and ONNX Runtime may use in each worker (its
+        ``OMP_NUM_THREADS``); default: the cluster's CPUs shared out between the workers, at most one
+        node's, at least one. (Ray alone would give every worker one thread. No CPUs are reserved: several
+        parallel stages may hold workers at once, as gaia.Experiment's systems do.)
 
     The stage returned (a :class:`Parallel`) also has ``warmup(inp)``, running ``inp`` once on every
     worker as start-up, and ``close()``, stopping the workers (see docs/parallel.md).
     """
-    return Parallel(pipeline, workers, engine, batch_size, attempts, verbose)
+    return Parallel(pipeline, workers, engine, batch_size, attempts, verbose, threads_per_worker)
 
 
 class Parallel(pt.Transformer):
     """A pipeline run on Ray workers (built by :func:`parallel`, which documents the arguments)."""
 
     def __init__(self, pipeline: pt.Transformer, workers: int = 2, engine: str = "ray",
-                 batch_size: Optional[int] = None, attempts: int = 3, verbose: bool = False):
+                 batch_size: Optional[int] = None, attempts: int = 3, verbose: bool = False,
+                 threads_per_worker: Optional[int] = None):
         if not isinstance(pipeline, pt.Transformer):
             raise TypeError(f"gaia.parallel: expected a pt.Transformer pipeline, got {type(pipeline).__name__}")
         if engine != "ray":
@@ -70,6 +75,8 @@ class Parallel(pt.Transformer):
         self.batch_size = None if batch_size is None else positive_integer("gaia.parallel", "batch_size", batch_size)
         self.attempts = positive_integer("gaia.parallel", "attempts", attempts)
         self.verbose = verbose
+        self.threads_per_worker = (None if threads_per_worker is None
+                                   else positive_integer("gaia.parallel", "threads_per_worker", threads_per_worker))
         self._ray = import_ray()
         self._payload, self._ledgers = ship(pipeline)
         self._actors: list = []
@@ -174,9 +181,18 @@ class Parallel(pt.Transformer):
             # the pipeline goes with every task (a reference: copied once per worker), not to the actor's
             # constructor, so that a restarted worker unpickles it again from an object the driver holds
             self._shipped = ray.put(self._payload)
-            actor = ray.remote(Worker).options(max_restarts=-1, max_task_retries=self.attempts - 1)
+            threads = str(self._threads())
+            actor = ray.remote(Worker).options(max_restarts=-1, max_task_retries=self.attempts - 1,
+                                               runtime_env={"env_vars": {"OMP_NUM_THREADS": threads}})
             self._actors = [actor.remote() for _ in range(self.workers)]
         return self._actors
+
+    def _threads(self) -> int:
+        """Each worker's threads (see ``threads_per_worker`` in :func:`parallel`)."""
+        if self.threads_per_worker is not None:
+            return self.threads_per_worker
+        nodes = [node.get("Resources", {}).get("CPU", 0) for node in self._ray.nodes() if node.get("Alive")]
+        return max(1, min(int(sum(nodes)) // self.workers, int(max(nodes, default=1))))
 
     def close(self) -> None:
         """Stop the workers (the next call starts new ones)."""
@@ -220,7 +236,7 @@ class Worker:
     def run(self, payload: bytes, batch: int, frame: pd.DataFrame, startup: bool = False) -> Delivery:
         try:
             if self.pipeline is None:
-                self.pipeline = _Unshipper(io.BytesIO(payload), self.ledgers).load()
+                self.pipeline = self._unship(payload)
             result, error = self.pipeline.transform(frame), None
         except Exception as raised:
             _note(raised, "".join(traceback.format_exception(raised)).rstrip())
@@ -231,8 +247,34 @@ class Worker:
             self._sent[number] = self._sent.get(number, 0) + len(new)
             tags = {"host": self.host, "pid": self.pid, "batch": batch}
             records += [(number, {**record, **tags, **({"stage": f"{record['stage']} / start-up", "startup": True}
-                                                       if startup else {})}) for record in new]
+                                                       if startup and not record["startup"] else {})})
+                        for record in new]
         return Delivery(batch, result, error, records, self.host, self.pid)
+
+    def _unship(self, payload: bytes) -> pt.Transformer:
+        """The pipeline, unpickled (models loaded...). The unpickling is metered as one start-up record,
+        "FIRST STAGE / worker start-up", in the ledger and with the carbon grid of the pipeline's first
+        metered stage; none if no stage is metered."""
+        loaded = []
+        loading = Metered(pt.apply.generic(lambda frame: loaded.append(_Unshipper(io.BytesIO(payload),
+                                                                                   self.ledgers).load()) or frame),
+                          name="worker start-up", startup=True)
+        loading(pd.DataFrame({"qid": []}))
+        first = next(_metered_stages(loaded[0]), None)
+        if first is not None:
+            [record] = loading.ledger.records
+            record.update(first.carbon.account(record["joules"]), stage=f"{first.name} / worker start-up")
+            record["constants"] = {**record["constants"], "carbon": first.carbon.constants()}
+            first.ledger.append(record)
+        return loaded[0]
+
+
+def _metered_stages(node: pt.Transformer):
+    """The metered stages of a pipeline, outermost and leftmost first."""
+    if isinstance(node, Metered):
+        yield node
+    for part in parts(node):
+        yield from _metered_stages(part)
 
 
 def ray_encode(workers: int = 2):

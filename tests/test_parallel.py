@@ -61,7 +61,17 @@ class HoldsLock(pt.Transformer):
 
 
 def worker_records(ledger):
-    return [record for record in ledger.records if "host" in record]
+    """The records a worker made running batches (not its start-up)."""
+    return [record for record in ledger.records if "host" in record and not is_start_up(record)]
+
+
+def is_start_up(record) -> bool:
+    """A worker's loading of the pipeline."""
+    return record["stage"].endswith(" / worker start-up")
+
+
+def start_ups(ledger):
+    return [record for record in ledger.records if is_start_up(record)]
 
 
 def test_without_ray_the_error_names_the_extra(monkeypatch):
@@ -115,8 +125,11 @@ def test_two_workers_match_the_sequential_run_in_order(ray_cluster, slice_candid
     finally:
         par.close()
     records = worker_records(pipe.ledger)
-    assert len(pipe.ledger) == sequential + len(records)     # the earlier records stayed in the driver
-    stages = {record["stage"] for record in pipe.ledger.records}
+    loading = start_ups(pipe.ledger)                           # each worker's unpickling of the pipeline
+    assert len(pipe.ledger) == sequential + len(records) + len(loading)   # the earlier records stayed in the driver
+    assert len(loading) == 2 and len({r["pid"] for r in loading}) == 2
+    assert all(r["startup"] and r["queries"] == 0 and r["wall_s"] > 0 and r["joules"] > 0 for r in loading)
+    stages = {record["stage"] for record in records}
     assert sorted((r["stage"], r["batch"]) for r in records) == sorted((s, b) for s in stages for b in (0, 1, 2))
     assert os.getpid() not in {r["pid"] for r in records}
     assert [r["queries"] for r in records if r["batch"] == 2] == [2, 2]    # 10 queries: batches of 4, 4 and 2
@@ -134,8 +147,9 @@ def test_a_worker_killed_once_is_retried_and_every_record_kept_once(ray_cluster,
         par.close()
     assert (tmp_path / "died").exists()                       # the worker did die once
     pd.testing.assert_frame_equal(out, QUERIES.assign(x=1, seen=True))
-    assert sorted((r["stage"], r["batch"]) for r in pipe.ledger.records) == sorted(
+    assert sorted((r["stage"], r["batch"]) for r in worker_records(pipe.ledger)) == sorted(
         (stage, batch) for stage in ("pt.apply.generic()", "Dies()") for batch in range(4))
+    assert len(start_ups(pipe.ledger)) == 2                   # the worker loaded the pipeline, and again when restarted
 
 
 def test_a_worker_dying_every_time_names_the_batch_and_what_was_recorded(ray_cluster):
@@ -147,7 +161,7 @@ def test_a_worker_dying_every_time_names_the_batch_and_what_was_recorded(ray_clu
             par(QUERIES)
     finally:
         par.close()
-    assert [(r["batch"], r["queries"]) for r in pipe.ledger.records] == [(0, 2)]
+    assert [(r["batch"], r["queries"]) for r in worker_records(pipe.ledger)] == [(0, 2)]
 
 
 def test_an_error_in_a_stage_is_raised_with_its_batch_and_its_records_kept(ray_cluster):
@@ -159,7 +173,7 @@ def test_an_error_in_a_stage_is_raised_with_its_batch_and_its_records_kept(ray_c
     finally:
         par.close()
     assert any("batch 1 (qids 3, 4)" in note for note in raised.value.__notes__)
-    assert [(r["batch"], r["error"]) for r in pipe.ledger.records] == [(0, None), (1, "ValueError: no gamma here")]
+    assert [(r["batch"], r["error"]) for r in worker_records(pipe.ledger)] == [(0, None), (1, "ValueError: no gamma here")]
 
 
 def test_merged_ledgers_keep_a_record_found_twice_once(tmp_path):
@@ -189,8 +203,28 @@ def test_an_experiment_on_workers_measures_like_the_sequential_one(ray_cluster, 
     records = ledger.records
     assert all("host" in r for r in records)
     assert sorted(r["stage"] for r in records if r["startup"]) == [
-        "bm25 / SourceTransformer / start-up", "length / SourceTransformer / start-up",
+        "bm25 / SourceTransformer / start-up", "bm25 / SourceTransformer / worker start-up",
+        "length / SourceTransformer / start-up", "length / SourceTransformer / worker start-up",
         "length / pt.apply.doc_score() / start-up"]
+
+
+class Threads(pt.Transformer):
+    """Adds the number of threads torch and BLAS may use where it runs (Ray sets it from a worker's CPUs)."""
+
+    def transform(self, inp):
+        return inp.assign(threads=os.environ.get("OMP_NUM_THREADS"))
+
+    def __repr__(self):
+        return "Threads()"
+
+
+@pytest.mark.parametrize("workers, threads_per_worker, threads", [(1, None, "2"), (2, None, "1"), (1, 1, "1")])
+def test_workers_share_out_the_cluster_cpus(ray_cluster, workers, threads_per_worker, threads):
+    par = gaia.parallel(Threads(), workers=workers, threads_per_worker=threads_per_worker)
+    try:
+        assert set(par(QUERIES)["threads"]) == {threads}       # the cluster has 2 CPUs
+    finally:
+        par.close()
 
 
 def test_a_vector_index_encoded_on_ray_data_holds_the_sequential_vectors(ray_cluster, tmp_path, vaswani):
