@@ -10,6 +10,8 @@ Prints, for BM25 (top 1000) over the 93 Vaswani topics:
 - the cost of one metered call in microseconds: a stage that does nothing, metered minus unmetered,
   on a one-row and a 1000-row frame, with an in-memory ledger and with a JSONL ledger, and the
   records' own ``sensing_s``;
+- what the pieces of a call cost right after a BM25 call (caches cold), in microseconds: system
+  calls, reading the qids, encoding the line;
 - CodeCarbon's OfflineEmissionsTracker (process mode) started and stopped around each per-topic call
   on the same work, the reference a user would reach for today.
 
@@ -95,6 +97,33 @@ def per_call_cost(calls: int, ledger, rows: int = 1, rounds: int = 10):
     return tuple(statistics.median((m[k] - p[k]) / calls * 1e6 for p, m in rounds) for k in (0, 1))
 
 
+def cold_costs(bm25, rows, folder: Path, rounds: int = 5) -> str:
+    """Median microseconds of each piece of a metered call's bookkeeping, each timed right after a
+    ``bm25`` call (as in a metered call, where it follows the stage's work), not in a warm loop."""
+    from pyterrier_gaia.energy.ledger import json_line
+    from pyterrier_gaia.energy.metered import distinct_qids
+
+    descriptor = os.open(folder / "cold.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    metered = gaia.Metered(bm25, ledger=gaia.Ledger())
+    metered(rows[0])
+    record = metered.ledger.records[0]
+    line = json_line(record)
+    pieces = {"process CPU clock": lambda row: time.process_time(), "thread CPU clock": lambda row: time.thread_time(),
+              "getppid": lambda row: os.getppid(), "fstat": lambda row: os.fstat(descriptor),
+              "write": lambda row: os.write(descriptor, line), "qids of a 1-row frame": distinct_qids,
+              "JSON line (orjson)": lambda row: json_line(record)}
+    spent = {name: [] for name in pieces}
+    for _ in range(rounds):
+        for row in rows:
+            for name, piece in pieces.items():
+                bm25(row)
+                start = time.perf_counter()
+                piece(row)
+                spent[name].append(time.perf_counter() - start)
+    os.close(descriptor)
+    return ", ".join(f"{name} {statistics.median(times) * 1e6:.1f}" for name, times in spent.items())
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
@@ -131,6 +160,7 @@ def main(argv=None):
             piped(row)
         report(f"(c) gaia.meter(bm25 % 10), one call per topic ({len(rows)} calls, JSONL ledger)",
                interleaved(args.rounds, rows, cut, piped))
+        print(f"cold costs, right after a BM25 call (us, medians): {cold_costs(cut, rows, Path(folder))}")
         for rows_ in (1, 1000):
             print(f"cost per metered call, {rows_}-row frame, in-memory ledger: %.1f us wall, %.1f us CPU"
                   % per_call_cost(calls, gaia.Ledger(), rows_, args.rounds))
