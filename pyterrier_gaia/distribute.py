@@ -13,6 +13,7 @@ deduplicated by batch). See docs/parallel.md.
 with the module of that name.)
 """
 import io
+import json
 import math
 import os
 import pickle
@@ -27,7 +28,7 @@ import pandas as pd
 import pyterrier as pt
 
 from .checks import positive_integer
-from .energy.ledger import Ledger
+from .energy.ledger import Ledger, json_line
 from .energy.metered import Metered, default_name, parts
 
 #: how to install what ``engine="ray"`` needs
@@ -277,18 +278,22 @@ def _metered_stages(node: pt.Transformer):
         yield from _metered_stages(part)
 
 
-def ray_encode(workers: int = 2):
+def ray_encode(workers: int = 2, ledger=None):
     """An ``encode`` for :meth:`gaia.VectorIndex.index <pyterrier_gaia.VectorIndex.index>`: the collection's
     texts encoded on Ray Data, ``map_batches`` over shards of documents by ``workers`` actors, each
     holding its own copy of the encoder; the vectors come back in the collection's order and go into the
     one VectorIndex store as usual.
 
-    >>> vec = gaia.VectorIndex("./vec", gaia.BiEncoder()).index(docs, encode=ray_encode(workers=4))
+    >>> vec = gaia.VectorIndex("./vec", gaia.BiEncoder()).index(docs, encode=ray_encode(workers=4, ledger="enc.jsonl"))
 
-    The texts and vectors of the whole collection are held in the driver's memory while encoding, and
-    the workers' encoding is in no ledger record (a ``gaia.Metered`` indexer meters the driver only).
+    With ``ledger`` (a :class:`~pyterrier_gaia.Ledger` or a JSONL path), the actors meter their own
+    processes: one record per shard, "ray_encode / ENCODER" (``docs``: its texts), and one start-up
+    record per actor for loading the encoder, tagged ``host``, ``pid`` and ``batch`` (the shard's first
+    row); a shard Ray ran twice is recorded once. The texts and vectors of the whole collection are held
+    in the driver's memory while encoding.
     """
     workers = positive_integer("ray_encode", "workers", workers)
+    ledger = None if ledger is None else Ledger.coerce(ledger)
 
     def encode(encoder, chunks, batch_size: int):
         import numpy as np
@@ -298,9 +303,11 @@ def ray_encode(workers: int = 2):
         items = [{"row": row, "text": text} for row, text in enumerate(text for chunk in texts for text in chunk)]
         shard = max(1, math.ceil(len(items) / (4 * workers)))            # 4 shards per worker
         encoded = _connected(ray).data.from_items(items).map_batches(
-            _EncodeShard, fn_constructor_args=(ship(encoder)[0], batch_size), batch_size=shard,
-            concurrency=workers, batch_format="numpy")
+            _EncodeShard, fn_constructor_args=(ship(encoder)[0], batch_size),
+            batch_size=shard, concurrency=workers, batch_format="numpy")
         batches = list(encoded.iter_batches(batch_format="numpy", batch_size=None))
+        if ledger is not None:
+            _append_shard_records(ledger, batches)
         order = np.argsort(np.concatenate([batch["row"] for batch in batches]))
         vectors = np.concatenate([batch["vector"] for batch in batches])[order]
         return np.split(vectors, np.cumsum([len(chunk) for chunk in texts])[:-1])
@@ -308,14 +315,47 @@ def ray_encode(workers: int = 2):
 
 
 class _EncodeShard:
-    """A Ray Data actor: an encoder unpickled once, encoding each batch of rows (row, text) it is given."""
+    """A Ray Data actor: an encoder unpickled once, encoding each batch of rows (row, text) it is given,
+    metered: each batch returns its records as JSON lines in a ``records`` column (in its first row, the
+    others empty), the actor's loading of the encoder with the first batch.
+    """
 
     def __init__(self, payload: bytes, batch_size: int):
-        self.encoder = _Unshipper(io.BytesIO(payload), {}).load()
         self.batch_size = batch_size
+        self.encoder = None
+        loading = Metered(pt.apply.generic(lambda frame: setattr(self, "encoder", _Unshipper(
+            io.BytesIO(payload), {}).load()) or frame), name="ray_encode / start-up", startup=True)
+        loading(pd.DataFrame({"qid": []}))
+        self.meter = Metered(pt.apply.generic(self._encode), name=f"ray_encode / {type(self.encoder).__name__}",
+                             ledger=loading.ledger)
+        self.host, self.pid, self._sent = socket.gethostname(), os.getpid(), 0
+
+    def _encode(self, frame: pd.DataFrame) -> pd.DataFrame:
+        vectors = self.encoder.encode(frame["text"].tolist(), self.batch_size)
+        return pd.DataFrame({"row": frame["row"].to_numpy(), "vector": list(vectors)})
 
     def __call__(self, batch: dict) -> dict:
-        return {"row": batch["row"], "vector": self.encoder.encode(list(batch["text"]), self.batch_size)}
+        import numpy as np
+
+        out = self.meter(pd.DataFrame({"row": batch["row"], "text": batch["text"]}))
+        records = self.meter.ledger.records[self._sent:]
+        self._sent += len(records)
+        tags = {"host": self.host, "pid": self.pid, "batch": int(batch["row"][0])}
+        lines = "".join(json_line({**record, **tags}).decode() for record in records)
+        return {"row": out["row"].to_numpy(), "vector": np.stack(out["vector"].to_numpy()),
+                "records": np.array([lines] + [""] * (len(out) - 1), dtype=object)}
+
+
+def _append_shard_records(ledger: Ledger, batches: List[dict]) -> None:
+    """Append the records that came back with the shards, those of a shard Ray ran twice once."""
+    seen = set()
+    for batch in batches:
+        for line in batch["records"]:
+            for record in (json.loads(text) for text in line.splitlines()):
+                key = (record["stage"], record["batch"], record["startup"])
+                if key not in seen:
+                    seen.add(key)
+                    ledger.append(record)
 
 
 def import_ray():

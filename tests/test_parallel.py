@@ -235,9 +235,18 @@ def test_a_vector_index_encoded_on_ray_data_holds_the_sequential_vectors(ray_clu
     encoder = gaia.BiEncoder(tiny_bert(tmp_path / "tiny", cross=False))
     docs = list(islice(vaswani.get_corpus_iter(), 200))
     sequential = gaia.VectorIndex(tmp_path / "one", encoder).index(docs, verbose=False)
-    on_ray = gaia.VectorIndex(tmp_path / "ray", encoder).index(docs, verbose=False, encode=ray_encode(workers=1))
+    ledger = gaia.Ledger()
+    on_ray = gaia.VectorIndex(tmp_path / "ray", encoder).index(docs, verbose=False,
+                                                                encode=ray_encode(workers=1, ledger=ledger))
     assert len(on_ray) == 200 and list(on_ray.flex.docnos()) == list(sequential.flex.docnos())
     np.testing.assert_allclose(on_ray.vectors(), sequential.vectors(), atol=1e-5)
+    # the actor metered its own process: loading the encoder once, then each shard (about 4 of 50 texts)
+    records = ledger.records
+    assert [r["stage"] for r in records if r["startup"]] == ["ray_encode / start-up"]
+    shards = [r for r in records if not r["startup"]]
+    assert sum(r["docs"] for r in shards) == 200 and len({r["batch"] for r in shards}) == len(shards) >= 4
+    assert {r["stage"] for r in shards} == {"ray_encode / BiEncoder"} and {r["pid"] for r in records} != {os.getpid()}
+    assert all(r["joules"] > 0 and r["cpu_s"] > 0 for r in records)
 
 
 def test_starting_and_stopping_ray_keep_the_fatal_signal_handlers_a_jvm_relies_on(tmp_path):
