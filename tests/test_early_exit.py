@@ -255,7 +255,7 @@ def test_a_fitted_ranker_saves_and_loads_as_one_artifact(tiny_cross, candidates,
         EarlyExitReRanker.load(path, other)
     meta["package_version"] = "0.0.1"
     (path / "pt_meta.json").write_text(__import__("json").dumps(meta))
-    with pytest.raises(ValueError, match=r"saved by pyterrier-gaia 0.0.1, and this is .*Fit it again"):
+    with pytest.raises(ValueError, match=r"saved by pyterrier-gaia 0.0.1, and this is .*EarlyExitReRanker fit itself"):
         EarlyExitReRanker.load(path, tiny_cross)
     with pytest.raises(FileNotFoundError, match="is not a saved EarlyExitReRanker"):
         EarlyExitReRanker.load(tmp_path, tiny_cross)

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import __version__
 from ..cost.model import CostModel
-from .artifact_meta import write_meta
+from .artifact_meta import checked_meta, write_meta
 from .exit_heads import ExitHeads, fitted_for
 from .green_potential import LayerFraction, Usefulness
 
-TYPE, FORMAT = "reranker", "gaia-diffusion"
+#: the format of a saved DiffusionReRanker (PyTerrier's Artifact ``format``)
+FORMAT = "gaia-diffusion"
 
 
 def save(ranker, path) -> Path:
@@ -23,8 +23,8 @@ def save(ranker, path) -> Path:
                          "candidates (it fits itself) or call .fit_on_first_use(candidates), then save it")
     folder = Path(path)
     folder.mkdir(parents=True, exist_ok=True)
-    write_meta(folder, TYPE, FORMAT, ranker.encoder)
-    meta = {"version": __version__, "encoder": fitted_for(ranker.encoder), "options": ranker.options,
+    write_meta(folder, FORMAT, ranker.encoder)
+    meta = {"encoder": fitted_for(ranker.encoder), "options": ranker.options,
             "heads": ranker.heads is not None}
     (folder / "diffusion.json").write_text(json.dumps(meta, indent=1, default=_plain))
     save_state(ranker.fitted_state(), folder)
@@ -38,14 +38,8 @@ def load(cls, path, encoder, **options):
     the saved ones that do not change what was fitted (``weights``, ``steps``, ``seed``...)."""
     folder = Path(path)
     where = "DiffusionReRanker.load"
-    if not (folder / "diffusion.json").is_file():
-        raise FileNotFoundError(f"{where}: {folder} holds no saved diffusion re-ranker (no diffusion.json); "
-                                f"save one with ranker.save(path)")
+    checked_meta(folder, FORMAT, "DiffusionReRanker")
     meta = json.loads((folder / "diffusion.json").read_text())
-    if meta["version"] != __version__:
-        raise ValueError(f"{where}: {folder} was saved by pyterrier-gaia {meta['version']}, this is {__version__}; "
-                         f"its models may not mean the same here: let a new ranker fit itself (or .fit it) and "
-                         f"save it again")
     if meta["encoder"] != fitted_for(encoder):
         raise ValueError(f"{where}: {folder} was fitted for {meta['encoder']}, not for {fitted_for(encoder)}; "
                          f"load it with that encoder, or let a new DiffusionReRanker fit itself for this one")

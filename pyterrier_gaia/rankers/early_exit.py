@@ -10,7 +10,7 @@ import pyterrier as pt
 from ..cost.counts import report
 from ..checks import positive_integer, unit_interval
 from .columns import require_columns, require_values
-from .artifact_meta import read_meta, write_meta
+from .artifact_meta import checked_meta, write_meta
 from .exit_heads import ExitHeads, LayerScorer, config_hash, fitted_for, model_label
 from .fusion import check_weight, fuse, in_query_order
 from .measures import top_overlap
@@ -20,7 +20,8 @@ from .self_fit import collection_key, load_or_fit
 #: first call's candidate texts, each re-scored against the candidate list it was drawn from
 SELF_FIT = {"queries": 12, "depth": 50, "query_words": (4, 12), "folds": 2, "seed": 0}
 #: the artifact's type and format in its pt_meta.json (PyTerrier's Artifact conventions)
-ARTIFACT = {"type": "reranker", "format": "gaia-early-exit"}
+#: the format of a saved EarlyExitReRanker (PyTerrier's Artifact ``format``)
+FORMAT = "gaia-early-exit"
 
 
 class EarlyExitReRanker(pt.Transformer):
@@ -138,16 +139,13 @@ class EarlyExitReRanker(pt.Transformer):
         """Save the fitted ranker as one artifact folder (PyTerrier's conventions: ``pt_meta.json``
         with its type, format and package, beside the heads); returns its path. Load it with
         :meth:`load`."""
-        from .. import __version__
-
         if self.heads is None:
             raise ValueError("EarlyExitReRanker.save: nothing fitted to save yet; run the ranker once on "
                              "candidates (it fits its exit heads on first use), or call .fit(...) first")
         folder = Path(path)
         folder.mkdir(parents=True, exist_ok=True)
         self.heads.write(folder / "heads.npz")
-        write_meta(folder, ARTIFACT["type"], ARTIFACT["format"], self.encoder, package_version=__version__,
-                   encoder=fitted_for(self.encoder), model=self.heads.model, architecture=self.heads.config,
+        write_meta(folder, FORMAT, self.encoder, encoder=fitted_for(self.encoder), model=self.heads.model, architecture=self.heads.config,
                    collection=self.heads.collection,
                    settings={"exits": self.exits, "k": self.k, "agreement": self.agreement, "cascade": self.cascade,
                              "error_rate": self.error_rate, "interpolate": self.interpolate,
@@ -159,21 +157,8 @@ class EarlyExitReRanker(pt.Transformer):
         """The ranker saved at ``path`` by :meth:`save`, on ``encoder`` (the model it was fitted for);
         ``options`` override its saved settings. Refuses an artifact of another kind, of another
         package version, or fitted for another model, saying what to do."""
-        from .. import __version__
-
         folder = Path(path)
-        try:
-            meta = read_meta(folder)
-        except (OSError, ValueError) as error:
-            raise FileNotFoundError(f"EarlyExitReRanker.load: {folder} is not a saved EarlyExitReRanker (no "
-                                    f"readable pt_meta.json: {error}); save one with ranker.save(path)") from None
-        if {key: meta.get(key) for key in ARTIFACT} != ARTIFACT:
-            raise ValueError(f"EarlyExitReRanker.load: {folder} holds a {meta.get('type')!r} artifact of format "
-                             f"{meta.get('format')!r}, not an EarlyExitReRanker ({ARTIFACT['format']!r})")
-        if meta.get("package_version") != __version__:
-            raise ValueError(f"EarlyExitReRanker.load: {folder} was saved by pyterrier-gaia "
-                             f"{meta.get('package_version')}, and this is {__version__}; its heads may not fit this "
-                             f"version's rankers. Fit it again (run it on candidates, or .fit) and save it again")
+        meta = checked_meta(folder, FORMAT, "EarlyExitReRanker")
         heads = _checked(ExitHeads.load(folder / "heads.npz"), encoder, f"EarlyExitReRanker.load: {folder}")
         return cls(encoder, heads=heads, collection=heads.collection, **{**meta["settings"], **options})
 
