@@ -412,7 +412,7 @@ def test_load_refuses_another_encoder_or_version(fitted, minilm, tmp_path):
                                          r".*save it again"):
         gaia.DiffusionReRanker.load(path, fitted.encoder)
     (path / "pt_meta.json").write_text(json.dumps({**meta, "format": "gaia-early-exit"}))
-    with pytest.raises(ValueError, match=r"artifact of format 'gaia-early-exit', not a DiffusionReRanker"):
+    with pytest.raises(ValueError, match=r"artifact of format 'gaia-early-exit', not DiffusionReRanker's \('gaia-diffusion'\)"):
         gaia.DiffusionReRanker.load(path, fitted.encoder)
     with pytest.raises(FileNotFoundError, match="is not a saved DiffusionReRanker"):
         gaia.DiffusionReRanker.load(tmp_path, fitted.encoder)

@@ -36,7 +36,7 @@ def checked_meta(folder: Path, format_: str, ranker: str) -> dict:
                                 f"save one with ranker.save(path)") from None
     if (meta.get("type"), meta.get("format")) != (RERANKER, format_):
         raise ValueError(f"{where}: {folder} holds a {meta.get('type')!r} artifact of format {meta.get('format')!r}, "
-                         f"not a {ranker} ({format_!r})")
+                         f"not {ranker}'s ({format_!r})")
     if meta.get("package_version") != __version__:
         raise ValueError(f"{where}: {folder} was saved by pyterrier-gaia {meta.get('package_version')}, and this "
                          f"is {__version__}; what it fitted may not mean the same here. Let a new {ranker} fit "
