@@ -89,6 +89,8 @@ def test_a_stage_that_does_not_pickle_is_named_before_any_worker_starts():
 def test_bad_arguments_are_named():
     with pytest.raises(ValueError, match="workers=0"):
         gaia.parallel(pt.Transformer.identity(), workers=0)
+    with pytest.raises(ValueError, match="threads_per_worker=0"):
+        gaia.parallel(pt.Transformer.identity(), threads_per_worker=0)
     with pytest.raises(ValueError, match="engine='dask'"):
         gaia.parallel(pt.Transformer.identity(), engine="dask")
     with pytest.raises(ValueError, match="'qid'"):
@@ -216,6 +218,19 @@ class Threads(pt.Transformer):
 
     def __repr__(self):
         return "Threads()"
+
+
+@pytest.mark.parametrize("workers, threads", [(1, 8), (3, 5), (16, 1), (40, 1)])
+def test_threads_per_worker_share_out_the_alive_nodes_cpus(workers, threads):
+    class Cluster:   # two alive nodes of 8 CPUs and a dead one: a worker never gets more than one node's
+        @staticmethod
+        def nodes():
+            return [{"Alive": True, "Resources": {"CPU": 8.0}}, {"Alive": True, "Resources": {"CPU": 8.0}},
+                    {"Alive": False, "Resources": {"CPU": 64.0}}]
+    par = gaia.parallel(pt.Transformer.identity(), workers=workers)
+    par._ray = Cluster()
+    assert par._threads() == threads
+    assert gaia.parallel(pt.Transformer.identity(), workers=workers, threads_per_worker=2)._threads() == 2
 
 
 @pytest.mark.parametrize("workers, threads_per_worker, threads", [(1, None, "2"), (2, None, "1"), (1, 1, "1")])
