@@ -256,18 +256,24 @@ class Worker:
         """The pipeline, unpickled (models loaded...). The unpickling is metered as one start-up record,
         "FIRST STAGE / worker start-up", in the ledger and with the carbon grid of the pipeline's first
         metered stage; none if no stage is metered."""
-        loaded = []
-        loading = Metered(pt.apply.generic(lambda frame: loaded.append(_Unshipper(io.BytesIO(payload),
-                                                                                   self.ledgers).load()) or frame),
-                          name="worker start-up", startup=True)
-        loading(pd.DataFrame({"qid": []}))
-        first = next(_metered_stages(loaded[0]), None)
+        pipeline, loading = _metered_unpickling(payload, self.ledgers, "worker start-up")
+        first = next(_metered_stages(pipeline), None)
         if first is not None:
-            [record] = loading.ledger.records
+            [record] = loading.records
             record.update(first.carbon.account(record["joules"]), stage=f"{first.name} / worker start-up")
             record["constants"] = {**record["constants"], "carbon": first.carbon.constants()}
             first.ledger.append(record)
-        return loaded[0]
+        return pipeline
+
+
+def _metered_unpickling(payload: bytes, ledgers: Dict[int, Ledger], name: str) -> Tuple[object, Ledger]:
+    """What ``payload`` holds, unpickled (the ledgers it held into ``ledgers``), and a new ledger with that
+    work's one start-up record, named ``name``."""
+    loaded = []
+    loading = Metered(pt.apply.generic(lambda frame: loaded.append(_Unshipper(io.BytesIO(payload), ledgers).load())
+                                       or frame), name=name, startup=True)
+    loading(pd.DataFrame({"qid": []}))
+    return loaded[0], loading.ledger
 
 
 def _metered_stages(node: pt.Transformer):
@@ -322,12 +328,9 @@ class _EncodeShard:
 
     def __init__(self, payload: bytes, batch_size: int):
         self.batch_size = batch_size
-        self.encoder = None
-        loading = Metered(pt.apply.generic(lambda frame: setattr(self, "encoder", _Unshipper(
-            io.BytesIO(payload), {}).load()) or frame), name="ray_encode / start-up", startup=True)
-        loading(pd.DataFrame({"qid": []}))
+        self.encoder, loading = _metered_unpickling(payload, {}, "ray_encode / start-up")
         self.meter = Metered(pt.apply.generic(self._encode), name=f"ray_encode / {type(self.encoder).__name__}",
-                             ledger=loading.ledger)
+                             ledger=loading)
         self.host, self.pid, self._sent = socket.gethostname(), os.getpid(), 0
 
     def _encode(self, frame: pd.DataFrame) -> pd.DataFrame:
