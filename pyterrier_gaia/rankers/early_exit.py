@@ -19,7 +19,6 @@ from .self_fit import collection_key, load_or_fit
 #: how exit heads are fitted on first use (part of their cache key): pseudo-queries drawn from the
 #: first call's candidate texts, each re-scored against the candidate list it was drawn from
 SELF_FIT = {"queries": 12, "depth": 50, "query_words": (4, 12), "folds": 2, "seed": 0}
-#: the artifact's type and format in its pt_meta.json (PyTerrier's Artifact conventions)
 #: the format of a saved EarlyExitReRanker (PyTerrier's Artifact ``format``)
 FORMAT = "gaia-early-exit"
 
@@ -145,8 +144,8 @@ class EarlyExitReRanker(pt.Transformer):
         folder = Path(path)
         folder.mkdir(parents=True, exist_ok=True)
         self.heads.write(folder / "heads.npz")
-        write_meta(folder, FORMAT, self.encoder, encoder=fitted_for(self.encoder), model=self.heads.model, architecture=self.heads.config,
-                   collection=self.heads.collection,
+        write_meta(folder, FORMAT, self.encoder, encoder=fitted_for(self.encoder), model=self.heads.model,
+                   architecture=self.heads.config, collection=self.heads.collection,
                    settings={"exits": self.exits, "k": self.k, "agreement": self.agreement, "cascade": self.cascade,
                              "error_rate": self.error_rate, "interpolate": self.interpolate,
                              "batch_size": self.batch_size})
