@@ -36,14 +36,15 @@ def cross_heads(tiny_cross, vaswani, vaswani_index):
 
 
 def _heads(encoder, exact):
-    """Hand-made heads for a tiny cross-encoder: random maps; on their one held-out query of 10 pairs
-    the estimates are the full-depth scores (``exact``: every margin is 0) or reverse their order
+    """Hand-made heads for a tiny cross-encoder: random maps; on their 50 held-out queries of 10 pairs
+    each the estimates are the full-depth scores (``exact``: every margin is 0) or reverse their order
     a million times over (margins in the millions)."""
     rng = np.random.default_rng(1)
     # a head reads the [CLS] state and the layer's own logit, plus a bias
     weights = {layer: rng.normal(size=(encoder.hidden_size + 2, 1)) for layer in range(1, encoder.num_layers)}
-    final = np.arange(10.0)
-    held = {"query": np.zeros(10), "final": final, "estimates": {l: final if exact else -1e6 * final for l in weights}}
+    final = np.tile(np.arange(10.0), 50)
+    held = {"query": np.repeat(np.arange(50), 10), "final": final,
+            "estimates": {l: final if exact else -1e6 * final for l in weights}}
     return ExitHeads("cross", model_label(encoder), config_hash(encoder), "toy", encoder.num_layers, weights,
                      held, {})
 
@@ -91,7 +92,8 @@ def test_cascade_keeps_the_top_k_and_drops_the_rest_at_zero_margin(tiny_cross, c
         return EarlyExitReRanker(tiny_cross, exits=[1, 4], k=k, heads=heads, batch_size=8, **options)(candidates)
 
     assert _heads(tiny_cross, True).margins([1, 4], k, 0.01) == {1: 0, 4: 0}
-    assert _heads(tiny_cross, False).margin(1, k, 0.5) == 6e6
+    # reversed: the top 3 (9, 8, 7) fall 5e6, 6e6, 7e6 below the 3rd estimate (-2e6); the median is 6e6
+    assert _heads(tiny_cross, False).margins([1, 4], k, 0.5) == {1: pytest.approx(6e6), 4: 0}
     with counting() as kept_all:
         loose = run(False)
     with counting() as pruned:
@@ -106,12 +108,36 @@ def test_cascade_keeps_the_top_k_and_drops_the_rest_at_zero_margin(tiny_cross, c
     assert pruned.counts["tokens"] == kept_all.counts["tokens"] and pruned.counts["pairs"] == len(candidates)
 
 
+def test_margins_bound_the_error_rate_on_held_out_queries_jointly(tiny_cross):
+    """One λ for all layers, in units of each layer's spread, from the (n+1)(1-error_rate)-th smallest
+    worst shortfall: with n = 150 top-3 documents of 50 held-out queries a rate of 0.01 is reachable
+    and 0.005 is not (nothing dropped, with a warning)."""
+    heads = _heads(tiny_cross, False)
+    rng = np.random.default_rng(0)
+    final = heads.held["final"]
+    noise = rng.normal(size=final.shape)
+    heads.held["estimates"] = {1: final + 4 * noise, 2: final + noise, 3: final + 0.25 * noise}
+    margins = heads.margins([1, 2, 3, 4], 3, 0.01)
+    assert margins[1] > margins[2] > margins[3] > margins[4] == 0     # wider where the estimates err more
+    assert margins[1] / margins[2] == pytest.approx(4, rel=0.25)
+    assert margins[2] / margins[3] == pytest.approx(4, rel=0.25)
+    kept = 0
+    for rows in np.split(np.arange(len(final)), 50):
+        top = rows[np.argsort(-final[rows])[:3]]
+        kth = {layer: np.sort(heads.held["estimates"][layer][rows])[-3] for layer in (1, 2, 3)}
+        kept += sum(all(heads.held["estimates"][l][d] >= kth[l] - margins[l] for l in (1, 2, 3)) for d in top)
+    assert kept >= 0.99 * 150                   # on the calibration queries themselves: at most 1 % lost
+    with pytest.warns(RuntimeWarning, match=r"150 held-out top-3 documents are too few .*error rate at 0.005 "
+                                            r"\(it needs at least 199\); the cascade drops nothing"):
+        assert heads.margins([1, 4], 3, 0.005) == {1: np.inf, 4: 0}
+
+
 def test_cascade_flops_follow_the_rows_and_positions_that_ran(tiny_cross):
     inp = pd.DataFrame({"qid": "1", "query": "radio", "docno": ["a", "b", "c"],
                         "text": ["radio waves in the ionosphere", "a short text", "the ionosphere"]})
     heads = _heads(tiny_cross, True)
     with counting() as scope:
-        out = EarlyExitReRanker(tiny_cross, exits=[1, 4], k=1, heads=heads, batch_size=8)(inp)
+        out = EarlyExitReRanker(tiny_cross, exits=[1, 4], k=1, heads=heads, batch_size=8, error_rate=0.05)(inp)
     survivor = out.loc[out["doc_layers"] == 4, "text"].item()
     assert sorted(out["doc_layers"]) == [1, 1, 4]
     whole = tiny_cross.tokenize(["radio"] * 3, inp["text"])
@@ -139,22 +165,20 @@ def test_bi_encoder_encodes_each_shared_text_once(tiny_bi):
 
 def test_fitted_heads_save_reload_and_refuse_other_models(tiny_cross, cross_heads, candidates, tmp_path, words):
     info = cross_heads.info
-    assert 50 <= info["pseudo_queries"] <= 60 and info["folds"] == 2
+    assert 50 <= info["queries"] <= 60 and info["folds"] == 2
     assert [row["layer"] for row in info["held_out"]] == [1, 2, 3]
     assert sorted(cross_heads.weights) == [1, 2, 3] and cross_heads.weights[1].shape == (34, 1)
     assert all(len(cross_heads.held["estimates"][layer]) == info["fit_pairs"] for layer in (1, 2, 3))
-    assert cross_heads.margin(1, 3, 0.5) <= cross_heads.margin(1, 3, 0.9) and cross_heads.margin(4, 3, 0.9) == 0
-    margins = cross_heads.margins([1, 2, 4], 3, 0.1)        # two layers can drop: each at the 0.95 quantile
-    assert margins == {1: cross_heads.margin(1, 3, 0.95), 2: cross_heads.margin(2, 3, 0.95), 4: 0.0}
-    with pytest.raises(ValueError, match="no held-out pseudo-query has more than k=10 candidates"):
+    loose, strict = cross_heads.margins([1, 2, 4], 3, 0.5), cross_heads.margins([1, 2, 4], 3, 0.05)
+    assert all(0 <= loose[layer] <= strict[layer] < np.inf for layer in (1, 2)) and loose[4] == strict[4] == 0
+    with pytest.raises(ValueError, match="no held-out query has more than k=10 candidates"):
         EarlyExitReRanker(tiny_cross, k=10, heads=cross_heads)(candidates)
     path = cross_heads.save(tmp_path)
     assert path.name == f"{cross_heads.key()}.npz" and "vaswani" in path.name
     again = ExitHeads.load(tmp_path, tiny_cross, "vaswani")
     for layer in (1, 2, 3):
         np.testing.assert_array_equal(again.weights[layer], cross_heads.weights[layer])
-        assert again.margin(layer, 3, 0.9) == cross_heads.margin(layer, 3, 0.9)
-    assert again.info == info
+    assert again.info == info and again.margins([1, 2, 3, 4], 3, 0.1) == cross_heads.margins([1, 2, 3, 4], 3, 0.1)
     first = EarlyExitReRanker(tiny_cross, k=3, heads=cross_heads, batch_size=8)(candidates)
     second = EarlyExitReRanker(tiny_cross, k=3, heads=path, batch_size=8)(candidates)
     pd.testing.assert_frame_equal(first, second)
@@ -220,36 +244,50 @@ def gaia_cache(tmp_path_factory):
         yield folder
 
 
-def test_defaults_fit_heads_on_first_use_metered_apart_and_cached(tiny_cross, candidates, gaia_cache):
+@pytest.fixture(scope="module")
+def traffic(vaswani_index, vaswani):
+    """BM25's top 12 for 16 Vaswani topics: the self-fit takes the first 12, the cascade the other 4."""
+    return vaswani_index.bm25(num_results=12)(vaswani.get_topics().head(16))
+
+
+def test_defaults_fit_heads_on_the_first_queries_metered_apart_and_cached(tiny_cross, traffic, gaia_cache):
     stage = gaia.Metered(EarlyExitReRanker(tiny_cross, batch_size=8), name="ee", sensors="model")
-    out = stage(candidates)
+    out = stage(traffic)
     fit, call = stage.ledger.records
     assert (fit["stage"], fit["startup"], call["startup"]) == ("ee / fit exit heads", True, False)
-    assert fit["counts"]["flops"] > call["counts"]["flops"] > 0     # the fit's encoder work is not the call's
+    assert call["counts"]["flops"] > 0 and not fit["counts"].get("flops")   # the fit reuses the call's states
     heads = stage.stage.heads
-    assert heads.info["source"] == "pseudo-queries from candidates" and heads.info["pseudo_queries"] == 12
+    assert heads.info["source"] == "first queries at full depth" and heads.info["queries"] == 12
     assert heads.collection.startswith("documents:")               # no name given: the documents' fingerprint
-    assert [p.name for p in (gaia_cache / "exit heads").iterdir()] and len(out) == len(candidates)
-    assert (out["doc_layers"] <= 4).all() and out.groupby("qid")["doc_layers"].max().eq(4).all()
+    assert [p.name for p in (gaia_cache / "exit heads").iterdir()] and len(out) == len(traffic)
+    fitting = out["qid"].isin(traffic["qid"].unique()[:12])
+    assert (out.loc[fitting, "doc_layers"] == 4).all()             # the self-fit's queries: exact, full depth
+    full = tiny_cross.reranker(batch_size=8)(traffic).merge(out[fitting], on=["qid", "docno"], suffixes=("", "_ee"))
+    np.testing.assert_allclose(full["score_ee"], full["score"], atol=1e-5)
+    cascaded = out[~fitting]
+    assert cascaded.groupby("qid")["doc_layers"].max().eq(4).all() and (cascaded["doc_layers"] < 4).any()
     again = gaia.Metered(EarlyExitReRanker(tiny_cross, batch_size=8), name="ee", sensors="model")
-    pd.testing.assert_frame_equal(again(candidates), out)          # a new instance loads the cached heads
+    second = again(traffic)          # a new instance loads the cached heads and runs the cascade throughout
     assert [r["stage"] for r in again.ledger.records] == ["ee / load exit heads", "ee"]
+    assert (second.loc[second["qid"].isin(cascaded["qid"]), "doc_layers"].to_numpy() ==
+            cascaded["doc_layers"].to_numpy()).all()
 
 
-def test_a_fitted_ranker_saves_and_loads_as_one_artifact(tiny_cross, candidates, gaia_cache, tmp_path, words):
+def test_a_fitted_ranker_saves_and_loads_as_one_artifact(tiny_cross, traffic, gaia_cache, tmp_path, words):
     ranker = EarlyExitReRanker(tiny_cross, k=3, batch_size=8, error_rate=0.05)
     with pytest.raises(ValueError, match="nothing fitted to save yet; run the ranker once"):
         ranker.save(tmp_path / "artifact")
-    out = ranker(candidates)
+    ranker(traffic)
+    out = ranker(traffic)                   # fitted: the cascade throughout
     path = ranker.save(tmp_path / "artifact")
     meta = pt._artifact._load_metadata(str(path))
     assert (meta["type"], meta["format"], meta["package_hint"]) == ("reranker", "gaia-early-exit", "pyterrier-gaia")
     loaded = EarlyExitReRanker.load(path, tiny_cross)
     assert (loaded.k, loaded.error_rate) == (3, 0.05)
-    pd.testing.assert_frame_equal(loaded(candidates), out)
+    pd.testing.assert_frame_equal(loaded(traffic), out)
     generic = pt.Artifact.load(str(path))   # PyTerrier's loader, through the package's entry point
     assert isinstance(generic, EarlyExitReRanker) and generic.encoder.model_name == tiny_cross.model_name
-    pd.testing.assert_frame_equal(generic(candidates), out)
+    pd.testing.assert_frame_equal(generic(traffic), out)
     other = gaia.CrossEncoder(tiny_bert(tmp_path / "three", words, layers=3))
     with pytest.raises(ValueError, match=r"EarlyExitReRanker.load: .*cannot serve cross-encoder .*3 layers.*fit heads"):
         EarlyExitReRanker.load(path, other)
@@ -261,16 +299,22 @@ def test_a_fitted_ranker_saves_and_loads_as_one_artifact(tiny_cross, candidates,
         EarlyExitReRanker.load(tmp_path, tiny_cross)
 
 
-def test_bad_input_for_self_fitting(tiny_cross, candidates, gaia_cache, tmp_path, words):
-    two_queries = candidates[candidates["qid"].isin(candidates["qid"].unique()[:2])]
-    ranker = EarlyExitReRanker(tiny_cross)
-    with pytest.warns(RuntimeWarning, match=r"24 distinct candidate documents are too few .*at least 40: 4·k, k=10"):
-        full_depth = ranker(two_queries)   # scored at full depth, nothing fitted yet
-    assert (full_depth["doc_layers"] == 4).all() and ranker.heads is None
-    few = EarlyExitReRanker(tiny_cross, k=12)(two_queries)   # no query has more than k: nothing to drop or fit
+def test_self_fit_goes_on_across_calls_and_bad_input(tiny_cross, traffic, tmp_path, words, monkeypatch):
+    monkeypatch.setenv("GAIA_CACHE", str(tmp_path / "cache"))   # nothing cached: this ranker fits itself
+    qids = traffic["qid"].unique()
+    ranker = EarlyExitReRanker(tiny_cross, batch_size=8)
+    first = ranker(traffic[traffic["qid"].isin(qids[:2])])         # 2 queries: exact, and kept for the fit
+    assert (first["doc_layers"] == 4).all() and ranker.heads is None
+    rest = ranker(traffic[traffic["qid"].isin(qids[2:])])          # 10 more complete the fit; 4 are cascaded
+    assert ranker.heads is not None and ranker.heads.info["queries"] == 12
+    assert (rest.loc[rest["qid"].isin(qids[2:12]), "doc_layers"] == 4).all()
+    few = EarlyExitReRanker(tiny_cross, k=12)(traffic)   # no query has more than k: nothing to drop or fit
     assert (few["doc_layers"] == 4).all()
-    fitted = EarlyExitReRanker(tiny_cross, batch_size=8)
-    fitted(candidates)
     other = gaia.CrossEncoder(tiny_bert(tmp_path / "three", words, layers=3))
     with pytest.raises(ValueError, match=r"heads fitted for cross-encoder .*4 layers\) cannot serve .*3 layers"):
-        EarlyExitReRanker(other, heads=fitted.heads)
+        EarlyExitReRanker(other, heads=ranker.heads)
+    with pytest.raises(ValueError, match=r"3 queries are too few to fit on in 4 folds"):
+        from pyterrier_gaia.rankers.exit_heads import layer_outputs, LayerScorer
+        three = traffic[traffic["qid"].isin(qids[:3])]
+        ExitHeads.from_outputs(tiny_cross, [(layer_outputs(LayerScorer(tiny_cross), three, 8, False), three["qid"])],
+                               "vaswani")

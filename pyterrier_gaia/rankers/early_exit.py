@@ -11,14 +11,14 @@ from ..cost.counts import report
 from ..checks import positive_integer, unit_interval
 from .columns import require_columns, require_values
 from .artifact_meta import checked_meta, write_meta
-from .exit_heads import ExitHeads, LayerScorer, config_hash, fitted_for, model_label
+from .exit_heads import ExitHeads, LayerScorer, config_hash, fitted_for, layer_outputs, model_label
 from .fusion import check_weight, fuse, in_query_order
 from .measures import top_overlap
-from .self_fit import collection_key, load_or_fit
+from .self_fit import collection_key, load_cached, load_or_fit
 
-#: how exit heads are fitted on first use (part of their cache key): pseudo-queries drawn from the
-#: first call's candidate texts, each re-scored against the candidate list it was drawn from
-SELF_FIT = {"queries": 12, "depth": 50, "query_words": (4, 12), "folds": 2, "seed": 0}
+#: how exit heads are fitted on first use (part of their cache key): on the first ``queries`` queries
+#: with more than k candidates that the ranker re-ranks (at full depth, so exactly), cross-fitted by query
+SELF_FIT = {"queries": 12, "folds": 4, "seed": 0, "source": "first queries at full depth"}
 #: the format of a saved EarlyExitReRanker (PyTerrier's Artifact ``format``)
 FORMAT = "gaia-early-exit"
 
@@ -45,16 +45,20 @@ class EarlyExitReRanker(pt.Transformer):
 
     Candidates that survive to the last layer get their exact full-depth score.
 
-    **No set-up calls.** With ``cascade=True`` and no ``heads``, the ranker fits its heads by itself on
-    first use, from the candidates of its first call that has a query with more than ``k`` of them:
-    pseudo-queries are spans of those candidates' texts, each re-scored against the candidate list it
-    came from (:meth:`ExitHeads.fit_candidates`; no retriever, no judgments). The fit is metered as its
-    own start-up record (``"STAGE / fit exit heads"``) when the ranker runs inside ``gaia.Metered``,
-    ``gaia.meter`` or ``gaia.Experiment``, and cached in the gaia cache by model, collection (the
-    ``collection`` name if given, else a fingerprint of the documents it read) and fitting settings:
-    later runs load it. It needs at least ``4·k`` distinct candidate documents in that call; a call with
-    fewer is re-ranked at full depth, with a warning, and the ranker fits on a later call.
-    :meth:`fit` fits on a collection instead; :meth:`save` and :meth:`load` keep a fitted ranker.
+    **No set-up calls.** With ``cascade=True`` and no ``heads``, the ranker fits its heads by itself,
+    on the queries it is asked to re-rank: the first ``SELF_FIT["queries"]`` (12) queries with more
+    than ``k`` candidates are re-ranked at full depth (exactly, so they lose nothing), and the states
+    every layer produced on the way are kept; then each layer's head is fitted to the full-depth
+    scores, cross-fitted by query, and the margins are calibrated on the held-out queries
+    (:meth:`ExitHeads.from_outputs`; no judgments, no pseudo-queries). The queries after them are
+    re-ranked with the cascade, in the same call or a later one. The fit itself is metered as its own
+    start-up record (``"STAGE / fit exit heads"``) inside ``gaia.Metered``, ``gaia.meter`` or
+    ``gaia.Experiment``, and cached in the gaia cache by model, collection (the ``collection`` name if
+    given, else a fingerprint of the candidates of the first call it fitted from) and fitting settings:
+    a later run that starts the same way loads the heads and runs the cascade from its first query.
+    With 12 queries of 10 top documents, ``error_rate`` can be no lower than 1/120; a lower one drops
+    nothing (with a warning). :meth:`fit` fits on a collection instead (pseudo-queries through a
+    retriever); :meth:`save` and :meth:`load` keep a fitted ranker.
 
     Output: the input with ``score``, ``rank`` (from 0), ``exit_layer`` (the layer its query stopped
     at) and ``doc_layers`` (the layers that document ran). ``exits`` are 1-based layer numbers
@@ -87,6 +91,7 @@ class EarlyExitReRanker(pt.Transformer):
         self.interpolate, self.verbose = check_weight(stage, interpolate), verbose
         self.collection = None if collection is None else str(collection)
         self.heads = None
+        self._fit_key, self._kept, self._kept_queries = None, [], set()   # the self-fit under way
         if heads is not None:
             self.heads = heads if isinstance(heads, ExitHeads) else ExitHeads.load(heads)
             self.heads.check(encoder)
@@ -104,34 +109,44 @@ class EarlyExitReRanker(pt.Transformer):
         return self
 
     # ----- fitting on first use
-    def _heads_for(self, out: pd.DataFrame):
-        """The heads the cascade needs for ``out``: the ranker's, else fitted on ``out`` (see the class
-        docstring); None (full depth) when no query has more than ``k`` candidates (nothing to drop) or
-        there are too few candidates to fit on."""
-        if self.heads is not None or out.groupby("qid", sort=False).size().max() <= self.k:
-            return self.heads
-        docs = out.drop_duplicates("docno").sort_values("docno", kind="stable")
-        needed = 4 * self.k
-        if len(docs) < needed:
-            warnings.warn(
-                f"EarlyExitReRanker: {len(docs)} distinct candidate documents are too few to fit exit heads on "
-                f"(it needs at least {needed}: 4·k, k={self.k}, in one call); re-ranked them at full depth. It "
-                f"fits itself on its first call with enough (e.g. bm25 % 100 >> ranker), or fit on the "
-                f"collection first (.fit(docs, retriever, collection)), or pass heads=", RuntimeWarning, stacklevel=3)
-            return None
-        from .. import __version__
+    def _fitting(self, out: pd.DataFrame) -> bool:
+        """Whether this call's candidates start or go on with the self-fit (see the class docstring):
+        a cascade without heads, and a query with more than ``k`` candidates (else nothing to drop).
+        On the first such call, the heads are loaded instead if a run that started the same way cached them."""
+        if not self.cascade or self.heads is not None or out.groupby("qid", sort=False).size().max() <= self.k:
+            return False
+        if self._fit_key is None:
+            from .. import __version__
 
-        key = {"model": model_label(self.encoder), "architecture": config_hash(self.encoder),
-               "kind": self.encoder.kind, "package": __version__, "settings": SELF_FIT,
-               "collection": collection_key(self.collection, docs["docno"].astype(str), docs["text"].astype(str))}
-        collection = self.collection or key["collection"]
+            docs = out.drop_duplicates("docno").sort_values("docno", kind="stable")
+            self._fit_key = {"model": model_label(self.encoder), "architecture": config_hash(self.encoder),
+                             "kind": self.encoder.kind, "package": __version__, "settings": SELF_FIT,
+                             "collection": collection_key(self.collection, docs["docno"].astype(str),
+                                                          docs["text"].astype(str))}
+            self.heads = load_cached("exit heads", self._fit_key, self._load_heads)
+        return self.heads is None
 
-        def fit():
-            return ExitHeads.fit_candidates(self.encoder, out, collection, batch_size=self.batch_size,
-                                            verbose=self.verbose, **SELF_FIT)
-        self.heads = load_or_fit("exit heads", key, fit, lambda heads, folder: heads.write(folder / "heads.npz"),
-                                 lambda folder: _checked(ExitHeads.load(folder / "heads.npz"), self.encoder))
-        return self.heads
+    def _load_heads(self, folder: Path) -> ExitHeads:
+        return _checked(ExitHeads.load(folder / "heads.npz"), self.encoder)
+
+    def _collect(self, group: pd.DataFrame):
+        """Re-rank ``group`` (whole queries) at full depth, keeping every layer's states for the self-fit;
+        fit the heads once enough queries are kept. Its scores, layers per document and exit layers."""
+        data = layer_outputs(LayerScorer(self.encoder), group, self.batch_size, self.verbose)
+        self._kept.append((data, group["qid"].to_numpy()))
+        sizes = group.groupby("qid", sort=False).size()
+        self._kept_queries.update(sizes.index[sizes > self.k].astype(str))     # those that calibrate margins
+        if len(self._kept_queries) >= SELF_FIT["queries"]:
+            collection = self.collection or self._fit_key["collection"]
+            runs, self._kept = self._kept, []
+
+            def fit():
+                return ExitHeads.from_outputs(self.encoder, runs, collection, folds=SELF_FIT["folds"],
+                                              seed=SELF_FIT["seed"], info={"source": SELF_FIT["source"]})
+            self.heads = load_or_fit("exit heads", self._fit_key, fit,
+                                     lambda heads, folder: heads.write(folder / "heads.npz"), self._load_heads)
+        layers = np.full(len(group), self.encoder.num_layers, dtype=np.int64)
+        return self.encoder.pair_scores(data["target"], data["inputs"]), layers, layers
 
     # ----- one artifact
     def save(self, path) -> Path:
@@ -184,18 +199,24 @@ class EarlyExitReRanker(pt.Transformer):
         require_values("EarlyExitReRanker", out,
                        [c for c in self._required() if c in ("query", "text", "score")])
         first_stage = out["score"].astype("float64") if self.interpolate is not None else None
-        heads = self._heads_for(out) if self.cascade else self.heads
-        scorer = LayerScorer(self.encoder, heads)
+        fitting = self._fitting(out)
         query_codes = pd.factorize(out["qid"])[0]
         scores = np.zeros(len(out))
         doc_layers = np.zeros(len(out), dtype=np.int64)
         exit_layer = np.zeros(len(out), dtype=np.int64)
-        margins = heads.margins(self.exits, self.k, self.error_rate) if self.cascade and heads is not None else None
         thresholds = self._thresholds(out)
+        margins = None
         for rows in self._groups(query_codes, self.encoder.input_keys(out["query"], out["text"])):
-            group = out.iloc[rows]
-            scores[rows], doc_layers[rows], exit_layer[rows] = self._rank_group(scorer, group, query_codes[rows],
-                                                                                margins, thresholds[rows])
+            if fitting and self.heads is None:      # the self-fit's queries: full depth, states kept
+                rows, rest = self._split_for_fit(rows, query_codes)
+                scores[rows], doc_layers[rows], exit_layer[rows] = self._collect(out.iloc[rows])
+                if not len(rest):
+                    continue
+                rows = rest
+            if margins is None and self.cascade and self.heads is not None:
+                margins = self.heads.margins(self.exits, self.k, self.error_rate)
+            scores[rows], doc_layers[rows], exit_layer[rows] = self._rank_group(
+                LayerScorer(self.encoder, self.heads), out.iloc[rows], query_codes[rows], margins, thresholds[rows])
         report(pairs=len(out))
         out["score"] = scores if self.interpolate is None else \
             fuse(self.interpolate, first_stage, scores, out["qid"])
@@ -213,6 +234,13 @@ class EarlyExitReRanker(pt.Transformer):
             raise ValueError("EarlyExitReRanker: the input column 'agreement' must hold numbers of at least 0 "
                              "(one threshold per query; above 1: never exit early)")
         return values
+
+    def _split_for_fit(self, rows, query_codes):
+        """``rows`` (a group of whole queries) split into as many queries as the self-fit still needs, and the rest."""
+        needed = SELF_FIT["queries"] - len(self._kept_queries)
+        queries = pd.unique(query_codes[rows])
+        kept = np.isin(query_codes[rows], queries[:needed])
+        return rows[kept], rows[~kept]
 
     def _groups(self, query_codes, input_keys):
         """Row positions of consecutive groups of whole queries, each with up to ``group_size``

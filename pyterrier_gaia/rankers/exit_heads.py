@@ -1,5 +1,6 @@
 """Exit heads: per-layer linear maps that turn an intermediate layer's state into an estimate of the
-encoder's full-depth output, fitted by self-distillation on a collection's own text (no judgments).
+encoder's full-depth output, fitted by self-distillation (the encoder's own full-depth outputs as
+targets; no judgments).
 
 A head reads what the encoder's ``head_input`` gives at layer l (the pooled state, or the [CLS]
 state) together with the model's own output on that layer (``layer_output``: the pooled embedding,
@@ -9,17 +10,19 @@ or the classifier's logit on layer l), and estimates:
   with the query's full-depth embedding;
 - cross-encoder: the final relevance logit.
 
-Fitting draws pseudo-queries from the text (a random span of a random document) and gives each
-candidates: those a first-stage retriever finds for it (:meth:`ExitHeads.fit`), or the candidate list
-the span was drawn from (:meth:`ExitHeads.fit_candidates`, which needs no retriever). The encoder
-runs over these pairs once at full depth, and each map is fitted by ridge regression on the states
-it saw. The estimates are cross-fitted (each input's by heads fitted without it, ``folds`` folds)
-and kept with the full-depth scores: the early-exit cascade calibrates its margins on them. Heads are
-saved keyed by model, collection and a hash of the model's architecture, and refuse to serve another model.
+The queries heads learn from are either pseudo-queries (a random span of a random document) put
+through a first-stage retriever (:meth:`ExitHeads.fit`), or real queries with their candidates, run
+at full depth anyway (:meth:`ExitHeads.from_outputs`: the early-exit ranker's self-fit on the first
+queries it re-ranks). Each map is fitted by ridge regression on the states the encoder produced.
+The estimates are cross-fitted by query (each query's by heads fitted without it, ``folds`` folds)
+and kept with the full-depth scores: the early-exit cascade calibrates its margins on them
+(:meth:`ExitHeads.margins`). Heads are saved keyed by model, collection and a hash of the model's
+architecture, and refuse to serve another model.
 """
 import hashlib
 import json
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -97,24 +100,6 @@ class ExitHeads:
         weight = self.weights[layer]
         return states @ weight[:-1] + weight[-1]
 
-    def margin(self, layer: int, k: int, quantile: float) -> float:
-        """How far below a query's k-th estimate at ``layer`` the documents of its full-depth top ``k``
-        can be: the ``quantile`` of that shortfall over the held-out pseudo-queries' full-depth top-k
-        documents (0 at the last layer, whose score is exact)."""
-        if layer == self.layers:
-            return 0.0
-        estimate, final = self.held["estimates"][layer], self.held["final"]
-        shortfalls = []
-        for rows in pd.Series(np.arange(len(final))).groupby(self.held["query"]).indices.values():
-            if len(rows) > k:  # with k candidates or fewer nothing can fall out of the top k
-                top = rows[np.argsort(-final[rows], kind="stable")[:k]]
-                kth = np.sort(estimate[rows])[::-1][k - 1]
-                shortfalls.append(np.maximum(0.0, kth - estimate[top]))
-        if not shortfalls:
-            raise ValueError(f"ExitHeads: no held-out pseudo-query has more than k={k} candidates, so no cascade "
-                             f"margin for k={k} can be calibrated; fit with depth > {k} (or lower k)")
-        return float(np.quantile(np.concatenate(shortfalls), quantile))
-
     def check(self, encoder) -> None:
         """Raise a ValueError unless these heads were fitted for ``encoder``'s model and architecture."""
         if (encoder.kind, model_label(encoder), config_hash(encoder)) != (self.kind, self.model, self.config):
@@ -123,13 +108,57 @@ class ExitHeads:
                              f"fit heads for it (ExitHeads.fit, or the ranker's .fit)")
 
     def margins(self, layers, k: int, error_rate: float) -> dict:
-        """The cascade's margin at each of ``layers`` such that a document of a query's full-depth top
-        ``k`` is dropped at some layer with probability at most ``error_rate`` (on the held-out
-        estimates): each layer's margin is the ``1 - error_rate / L`` quantile of the shortfalls, for L
-        layers that can drop (a union bound over them)."""
+        """The cascade's margin at each of ``layers``, such that a document of a query's full-depth top
+        ``k`` is dropped at some layer with probability at most ``error_rate``, on the held-out
+        (cross-fitted) estimates.
+
+        How far below the query's k-th estimate such a document's estimate falls at layer l (its
+        shortfall) is measured in units of that layer's spread (the 0.9 quantile of the estimates'
+        absolute error, each query's mean error taken out: only a query's ranking matters). Each
+        top-k document's worst shortfall over the layers is one sample; the margin is λ · spread,
+        λ the ``(n + 1)(1 - error_rate)``-th smallest of the n samples (split-conformal). One joint λ
+        rather than a union bound over layers, whose errors go together: the union bound needs
+        ``L / error_rate`` samples and drops far less. With fewer than ``1 / error_rate - 1``
+        samples no margin is certain: the margins are infinite (nothing dropped), with a warning.
+        The last layer's score is exact: margin 0.
+        """
         dropping = [layer for layer in layers if layer != self.layers]
-        quantile = 1 - error_rate / max(1, len(dropping))
-        return {layer: self.margin(layer, k, quantile) for layer in layers}
+        margins = {layer: 0.0 for layer in layers if layer == self.layers}
+        if not dropping:
+            return margins
+        shortfalls, spread = self._held_out_shortfalls(dropping, k)
+        ratios = np.sort((shortfalls / spread).max(axis=1))
+        rank = max(1, int(np.ceil((len(ratios) + 1) * (1 - error_rate))))
+        if rank > len(ratios):
+            warnings.warn(f"ExitHeads: {len(ratios)} held-out top-{k} documents are too few to bound the error "
+                          f"rate at {error_rate} (it needs at least {int(np.ceil(1 / max(error_rate, 1e-12))) - 1}); "
+                          f"the cascade drops nothing. Fit on more queries, or raise error_rate", RuntimeWarning,
+                          stacklevel=2)
+            scale = np.inf
+        else:
+            scale = ratios[rank - 1]
+        margins.update({layer: float(scale * width) for layer, width in zip(dropping, spread)})
+        return margins
+
+    def _held_out_shortfalls(self, layers, k: int):
+        """For each held-out query with more than ``k`` pairs and each document of its full-depth top
+        ``k``: how far below the query's k-th estimate its estimate is at each of ``layers`` (rows x
+        layers); and each layer's spread (see :meth:`margins`)."""
+        final = self.held["final"]
+        shortfalls, errors = [], []
+        for rows in pd.Series(np.arange(len(final))).groupby(self.held["query"]).indices.values():
+            estimates = np.stack([self.held["estimates"][layer][rows] for layer in layers], axis=1)
+            error = estimates - final[rows, None]
+            errors.append(np.abs(error - error.mean(axis=0)))
+            if len(rows) > k:  # with k candidates or fewer nothing can fall out of the top k
+                top = np.argsort(-final[rows], kind="stable")[:k]
+                kth = -np.sort(-estimates, axis=0)[k - 1]
+                shortfalls.append(np.maximum(0.0, kth - estimates[top]))
+        if not shortfalls:
+            raise ValueError(f"ExitHeads: no held-out query has more than k={k} candidates, so no cascade "
+                             f"margin for k={k} can be calibrated; fit on more candidates per query (or lower k)")
+        spread = np.maximum(np.quantile(np.concatenate(errors), 0.9, axis=0), 1e-9)
+        return np.concatenate(shortfalls), spread
 
     # ----- fitting
     @classmethod
@@ -153,60 +182,63 @@ class ExitHeads:
                               {"depth": depth, "source": "pseudo-queries through a retriever"})
 
     @classmethod
-    def fit_candidates(cls, encoder, candidates: pd.DataFrame, collection: str, *, queries=16, depth=100,
-                       query_words=(4, 12), folds=2, ridge=None, batch_size=32, seed=0, verbose=False) -> "ExitHeads":
-        """Fit heads for ``encoder`` from re-ranking candidates alone (qid, docno, text): no retriever,
-        no judgments. Each of ``queries`` pseudo-queries is a span of ``query_words`` words of a random
-        candidate's text, and its candidates are the first ``depth`` of the list that text came from.
-        """
-        rng = np.random.default_rng(seed)
-        lists = [rows[:depth] for rows in candidates.groupby("qid", sort=False).indices.values()]
-        texts = candidates["text"].astype(str).to_numpy()
-        pairs = []
-        for number in range(queries):
-            rows = lists[int(rng.integers(len(lists)))]
-            words = texts[rows[int(rng.integers(len(rows)))]].split()
-            length = min(len(words), int(rng.integers(query_words[0], query_words[1] + 1)))
-            begin = int(rng.integers(len(words) - length + 1))
-            pairs.append(pd.DataFrame({"qid": f"pq{number}", "query": " ".join(words[begin:begin + length]),
-                                       "text": texts[rows]}))
-        return cls._fit_pairs(encoder, pd.concat(pairs, ignore_index=True), str(collection), folds, ridge,
-                              batch_size, seed, verbose, {"depth": depth, "source": "pseudo-queries from candidates"})
-
-    @classmethod
     def _fit_pairs(cls, encoder, pairs: pd.DataFrame, collection: str, folds, ridge, batch_size, seed, verbose,
                    info) -> "ExitHeads":
-        """Heads fitted on the (qid, query, text) ``pairs`` of pseudo-queries, with cross-fitted estimates."""
-        if not isinstance(folds, int) or folds < 2:
-            raise ValueError(f"ExitHeads.fit: folds={folds!r}; expected an integer of at least 2")
+        """Heads fitted on the (qid, query, text) ``pairs`` of pseudo-queries, run at full depth here."""
+        _check_folds(folds)
         if pairs["qid"].nunique() < 2:
             raise ValueError(f"ExitHeads.fit: {pairs['qid'].nunique()} pseudo-query found candidates; "
                              f"need at least 2 (raise queries=)")
         data = layer_outputs(LayerScorer(encoder), pairs, batch_size, verbose)
-        inputs, target = data["inputs"], data["target"]
-        fold = np.random.default_rng(seed).permutation(len(target)) % folds
+        return cls.from_outputs(encoder, [(data, pairs["qid"].to_numpy())], collection, folds=folds, ridge=ridge,
+                                seed=seed, info=info)
+
+    @classmethod
+    def from_outputs(cls, encoder, runs, collection: str, *, folds=4, ridge=None, seed=0, info=None) -> "ExitHeads":
+        """Heads fitted on full-depth runs already made: ``runs`` is a list of ``(outputs, qids)``,
+        ``outputs`` from :func:`layer_outputs` on some candidates and ``qids`` their query of each pair
+        (the early-exit ranker's self-fit passes the first queries it re-ranked). Cross-fitted by
+        query in ``folds`` folds (a text several queries share goes with the first of them)."""
+        _check_folds(folds)
+        qids = np.concatenate([np.asarray(q).astype(str) for _, q in runs])
+        queries, codes = np.unique(qids, return_inverse=True)
+        if len(queries) < folds:
+            raise ValueError(f"ExitHeads: {len(queries)} queries are too few to fit on in {folds} folds "
+                             f"(each fold holds out whole queries); fit on at least {folds}")
+        fold_of_query = np.random.default_rng(seed).permutation(len(queries)) % folds
+        item_fold, offset = [], 0
+        for data, q in runs:
+            item_query = np.empty(len(data["target"]), dtype=np.int64)
+            pair_codes = codes[offset:offset + len(q)]
+            item_query[data["inputs"].item_of_pair[::-1]] = pair_codes[::-1]    # the first pair's query wins
+            item_fold.append(fold_of_query[item_query])
+            offset += len(q)
+        fold = np.concatenate(item_fold)
         layers = range(1, encoder.num_layers)
-        fitted = {layer: ridge_fit(data["states"][layer], target, ridge) for layer in layers}
+        states = {layer: np.concatenate([data["states"][layer] for data, _ in runs]) for layer in layers}
+        target = np.concatenate([data["target"] for data, _ in runs])
+        fitted = {layer: ridge_fit(states[layer], target, ridge) for layer in layers}
         estimates = {layer: np.zeros((len(target), fitted[layer][0].shape[1]), dtype=np.float32) for layer in layers}
         for part in range(folds):
             rest = fold != part
             for layer in layers:
-                weight, _ = ridge_fit(data["states"][layer][rest], target[rest], fitted[layer][1])
-                estimates[layer][~rest] = data["states"][layer][~rest] @ weight[:-1] + weight[-1]
-        final = encoder.pair_scores(target, inputs)
-        held = {"query": pd.factorize(pairs["qid"])[0], "final": final,
-                "estimates": {layer: encoder.pair_scores(encoder.estimate_output(estimates[layer]), inputs)
-                              for layer in layers}}
-        heads = cls(encoder.kind, model_label(encoder), config_hash(encoder), collection, encoder.num_layers,
+                weight, _ = ridge_fit(states[layer][rest], target[rest], fitted[layer][1])
+                estimates[layer][~rest] = states[layer][~rest] @ weight[:-1] + weight[-1]
+        bounds = np.cumsum([len(data["target"]) for data, _ in runs])[:-1]
+        held = {"query": codes, "final": _pair_scores(encoder, runs, [data["target"] for data, _ in runs]),
+                "estimates": {layer: _pair_scores(encoder, runs, np.split(encoder.estimate_output(estimates[layer]),
+                                                                          bounds)) for layer in layers}}
+        heads = cls(encoder.kind, model_label(encoder), config_hash(encoder), str(collection), encoder.num_layers,
                     {layer: weight for layer, (weight, _) in fitted.items()}, held, {})
-        heads.info = {**info, "pseudo_queries": int(pairs["qid"].nunique()), "fit_pairs": int(len(pairs)),
-                      "fit_inputs": int(len(target)), "folds": folds, "seed": seed,
-                      "held_out": heads._report(encoder, data, fitted)}
+        own = {layer: _pair_scores(encoder, runs, [data["own"][layer] for data, _ in runs]) for layer in layers}
+        heads.info = {**(info or {}), "queries": len(queries), "fit_pairs": len(qids), "fit_inputs": len(target),
+                      "folds": folds, "seed": seed,
+                      "held_out": heads._report(own, {layer: ridge for layer, (_, ridge) in fitted.items()})}
         return heads
 
-    def _report(self, encoder, data, fitted) -> list:
-        """Per layer: the R² of the cross-fitted estimates, that of the model's own head on the layer,
-        the absolute error's quantiles, and the chosen ridge penalty."""
+    def _report(self, own, ridges) -> list:
+        """Per layer: the R² of the cross-fitted estimates, that of the model's own head on the layer
+        (``own[layer]``: its pair scores), the absolute error's quantiles, and the ridge penalty."""
         from sklearn.metrics import r2_score
 
         final = self.held["final"]
@@ -214,11 +246,10 @@ class ExitHeads:
         report = []
         for layer in sorted(self.weights):
             estimate = self.held["estimates"][layer]
-            report.append({"layer": layer, "r2": r2(estimate),
-                           "r2_own_head": r2(encoder.pair_scores(data["own"][layer], data["inputs"])),
+            report.append({"layer": layer, "r2": r2(estimate), "r2_own_head": r2(own[layer]),
                            "error_q50": float(np.median(np.abs(estimate - final))),
                            "error_q95": float(np.quantile(np.abs(estimate - final), 0.95)),
-                           "ridge": fitted[layer][1]})
+                           "ridge": ridges[layer]})
         return report
 
     # ----- storing
@@ -274,6 +305,16 @@ class ExitHeads:
         if encoder is not None:
             heads.check(encoder)
         return heads
+
+
+def _check_folds(folds) -> None:
+    if not isinstance(folds, int) or folds < 2:
+        raise ValueError(f"ExitHeads.fit: folds={folds!r}; expected an integer of at least 2")
+
+
+def _pair_scores(encoder, runs, outputs) -> np.ndarray:
+    """The pair scores of every run, in order, from each run's per-item ``outputs`` (one array per run)."""
+    return np.concatenate([encoder.pair_scores(values, data["inputs"]) for values, (data, _) in zip(outputs, runs)])
 
 
 def heads_key(model: str, collection: str, config: str) -> str:

@@ -50,22 +50,39 @@ def load_or_fit(kind: str, key: Dict[str, Any], fit: Callable[[], State], save: 
     that cannot be loaded (written by an older version, damaged) is refitted, with a warning. A cache
     that cannot be written only costs the next run a fit: the state is returned all the same.
     """
-    target = Path(folder or cache_dir()) / kind / digest(key)
-    if (target / KEY_FILE).is_file():
-        try:
-            with one_off(f"load {kind}"):
-                return load(target)
-        except Exception as error:  # any reader's failure: the fit below replaces the file
-            warnings.warn(f"gaia: cannot load the cached {kind} at {target} ({type(error).__name__}: {error}); "
-                          f"fitting it again", RuntimeWarning, stacklevel=2)
+    state = load_cached(kind, key, load, folder)
+    if state is not None:
+        return state
     with one_off(f"fit {kind}"):
         state = fit()
+    target = _target(kind, key, folder)
     try:
         _save_atomically(state, key, target, save)
     except OSError as error:
         warnings.warn(f"gaia: cannot cache the fitted {kind} at {target} ({error}); it is used in memory, "
                       f"and the next run fits it again", RuntimeWarning, stacklevel=2)
     return state
+
+
+def load_cached(kind: str, key: Dict[str, Any], load: Callable[[Path], State],
+                folder: Optional[Path] = None) -> Optional[State]:
+    """The state of ``kind`` under ``key`` if saved in ``folder`` (default: the gaia cache), loaded by
+    ``load(path)`` (metered as the one-off record "load KIND"); None if not saved, or (with a warning)
+    if it cannot be loaded."""
+    target = _target(kind, key, folder)
+    if not (target / KEY_FILE).is_file():
+        return None
+    try:
+        with one_off(f"load {kind}"):
+            return load(target)
+    except Exception as error:  # any reader's failure: the caller fits again and replaces the file
+        warnings.warn(f"gaia: cannot load the cached {kind} at {target} ({type(error).__name__}: {error}); "
+                      f"fitting it again", RuntimeWarning, stacklevel=3)
+        return None
+
+
+def _target(kind: str, key: Dict[str, Any], folder: Optional[Path]) -> Path:
+    return Path(folder or cache_dir()) / kind / digest(key)
 
 
 def _save_atomically(state, key: Dict[str, Any], target: Path, save) -> None:
