@@ -3,6 +3,7 @@ the green potential's gradient, draws that lower U, seeded and batch-independent
 the pseudo-labelled nDCG target, fitting itself on first use, saving and loading, tuning, bad input;
 mechanics on a tiny random BERT, behaviour on MiniLM and the bundled cross-encoder; all on BM25's top
 20 for 10 Vaswani topics or fewer."""
+import copy
 import json
 
 import numpy as np
@@ -118,6 +119,31 @@ def test_cost_terms_are_relative_to_the_full_budget(potential, fitted):
     np.testing.assert_allclose(relative, 1.0)
     cheapest = np.zeros((10, 3)) + [0, 1, 0]
     assert (potential.costs.relative(cheapest, potential.query_costs)[0] < 1).all()
+
+
+def test_cost_terms_share_a_calls_work_between_its_queries(potential, fitted):
+    """The call's own cost is split between its queries, and a precision few pairs of the call use pays
+    the forward passes and weight reads of a whole batch, shared by those pairs."""
+    costs, query_costs = copy.copy(potential.costs), potential.query_costs
+    costs.coefficients = [{**rung, "calls": np.array([1e-3, 1.25e-3]), "forward_passes": np.array([2e-3, 2.5e-3])}
+                          for rung in costs.coefficients]     # what a real calibration finds: both > 0
+    full = _full(fitted, 10)
+    alone, _ = costs.absolute(full[:1], type(query_costs)(*(v[:1] for v in vars(query_costs).values())))
+    together, _ = costs.absolute(full, query_costs)
+    # alone: the whole call's cost, and a whole forward pass for its 20 pairs (B = 32); ten share both
+    unfilled = 1 - fitted.space.depths[-1] / fitted.batch_size
+    expected = np.array([1e-3, 1.25e-3]) * 0.9 + np.array([2e-3, 2.5e-3]) * unfilled
+    assert alone[0] - together[0] == pytest.approx(expected)
+    shallow = full.copy()
+    shallow[:, 0] = 0                              # the shallowest depth on the ladder's fp32 rung
+    one_at_int8 = shallow.copy()
+    one_at_int8[0, 1] = 1                          # one query moves its few pairs to the int8 rung
+    assert costs.fill(one_at_int8)[1] == pytest.approx(fitted.batch_size / fitted.space.depths[0])
+    moved, _ = costs.absolute(one_at_int8, query_costs)
+    all_int8 = shallow.copy()
+    all_int8[:, 1] = 1                             # all ten move: their pairs share the int8 passes
+    shared, _ = costs.absolute(all_int8, query_costs)
+    assert costs.fill(all_int8)[1] < costs.fill(one_at_int8)[1] and moved[0, 1] > shared[0, 1]
 
 
 def test_draws_lower_the_potential(fitted, potential, slice_candidates):

@@ -169,6 +169,13 @@ class CostTerms:
     full-depth FLOPs), weight_bytes W_p·ℓ·d/B and forward_passes d/B (B: batch size), plus the
     query's own encoding; so each cost is c0 + d·(α + β·ℓ), linear in the cost model's coefficients.
     ℓ is the mean fraction of layers run at a threshold (``layers``).
+
+    The points ``x`` are the queries of one call, whose work is shared: the call's own cost
+    (``calls``) is split between its queries, and a rung's pairs are batched together, so forward
+    passes and weight reads are charged per batch the call fills: a rung that m pairs of the call
+    use pays max(1, m/B) passes, not m/B, shared by those pairs in proportion (a precision few pairs
+    use pays a nearly empty pass). The gradient holds each rung's fill fixed (one query's own share
+    of it ignored), which is exact once the rung fills a batch.
     """
 
     def __init__(self, cost_model, stages: Sequence[str], space: BudgetSpace, encoder, weight_bytes: Sequence[int],
@@ -187,22 +194,36 @@ class CostTerms:
         self.weight_bytes = [float(w) for w in weight_bytes]
         self.layers = layers
 
-    def _parts(self, rung: int, costs: QueryCosts):
-        """(c0, α, β) per query for one rung, each n x 2 (seconds, joules)."""
+    def _parts(self, rung: int, costs: QueryCosts, fill: float, queries: int):
+        """(c0, α, β) per query for one rung, each n x 2 (seconds, joules); ``fill``: the rung's
+        batches per B pairs in this call (at least 1), ``queries``: the call's queries."""
         get = lambda name: self.coefficients[rung].get(name, np.zeros(2))[None, :]  # noqa: E731
-        c0 = get("calls") + get("tokens") * costs.query_tokens[:, None] + get("flops") * costs.query_flops[:, None]
-        alpha = get("pairs") + get("tokens") * costs.doc_tokens[:, None] + get("forward_passes") / self.batch_size
-        beta = (get("layer_tokens") * (costs.doc_tokens * self.layer_count)[:, None] + get("flops") * costs.doc_flops[:, None]
-                + get("weight_bytes") * self.weight_bytes[rung] / self.batch_size)
+        c0 = get("calls") / queries + get("tokens") * costs.query_tokens[:, None] \
+            + get("flops") * costs.query_flops[:, None]
+        per_pass = fill / self.batch_size          # a pair's share of its batch
+        alpha = get("pairs") + get("tokens") * costs.doc_tokens[:, None] + get("forward_passes") * per_pass
+        beta = (get("layer_tokens") * (costs.doc_tokens * self.layer_count)[:, None]
+                + get("flops") * costs.doc_flops[:, None] + get("weight_bytes") * self.weight_bytes[rung] * per_pass)
         return c0, alpha, beta
+
+    def fill(self, x: np.ndarray) -> np.ndarray:
+        """Per rung: forward passes per B pairs when the queries at ``x`` form one call, max(1, B/m)
+        for a rung m > 0 of the call's pairs use (1 for an unused rung)."""
+        depth = self.space.depth(x)
+        lower, upper, w = self.space.rungs(x)
+        pairs = np.zeros(len(self.coefficients))
+        np.add.at(pairs, lower, depth * (1 - w))
+        np.add.at(pairs, upper, depth * w)
+        return np.where(pairs > 0, np.maximum(1.0, self.batch_size / np.maximum(pairs, 1e-12)), 1.0)
 
     def absolute(self, x: np.ndarray, costs: QueryCosts):
         """(seconds, joules) per query at points ``x`` (n x 2), and their gradients (n x 2 x 3)."""
         depth, slope = self.space.depth(x), self.space.depth_slope(x)
         fraction, fraction_slope = self.layers(x)
         lower, upper, w = self.space.rungs(x)
-        rungs = len(self.coefficients)
-        c0, alpha, beta = (np.stack(part) for part in zip(*(self._parts(r, costs) for r in range(rungs))))
+        rungs, fill = len(self.coefficients), self.fill(x)
+        c0, alpha, beta = (np.stack(part) for part in zip(*(self._parts(r, costs, fill[r], len(x))
+                                                             for r in range(rungs))))
         rows, at = np.arange(len(x)), fraction[:, None]
         value, grad = [], []
         for rung in (lower, upper):
