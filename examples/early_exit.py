@@ -1,11 +1,13 @@
 """Early exit on the bundled 12-layer cross-encoder, with no set-up calls, against full depth.
 
-    .venv/bin/python examples/early_exit.py [--topics 10] [--workdir DIR] [--depth 40]
+    .venv/bin/python examples/early_exit.py [--topics 20] [--workdir DIR] [--depth 40]
 
 BM25's top 40 (``--depth``) on the embedded Vaswani collection, re-ranked by the cross-encoder at full depth and by
 ``gaia.EarlyExitReRanker`` with its defaults, in one metered ``gaia.Experiment``. The early-exit ranker
-fits its exit heads by itself on its first call (the experiment's warm-up topic; no judgments): that
-fit is its own start-up record in the ledger, never in a system's J/q. Energy is whatever the machine
+fits its exit heads by itself on the first 12 queries it re-ranks (the experiment's warm-up topic
+included), exactly, at full depth, with no judgments; the queries after them run the cascade. The
+fit is its own start-up record in the ledger, never in a system's J/q; with fewer topics nothing is
+fitted and early exit equals full depth. Energy is whatever the machine
 lets us sense: RAPL/NVML counters where readable, else a power model (the ``method`` column says which).
 """
 import os
@@ -18,7 +20,7 @@ from _shared import options, vaswani
 
 
 def main():
-    args = options(__doc__, topics=10, depth=40)
+    args = options(__doc__, topics=20, depth=40)
     os.chdir(args.workdir)
     ds, index = vaswani(Path("."))
     bm25 = index.bm25(num_results=args.depth)
@@ -40,7 +42,8 @@ def main():
     fit = ledger[ledger["stage"].str.endswith("exit heads")]
     print("exit heads (start-up records, not in J/q):")
     print(fit[["stage", "wall_s", "cpu_s", "joules", "method"]].to_string(index=False))
-    print(f"exit heads: {early_exit.heads!r}")
+    print(f"exit heads: {early_exit.heads!r}" if early_exit.heads is not None else
+          "exit heads: not fitted yet (the ranker fits them on its first 12 queries; run more --topics)")
 
 
 if __name__ == "__main__":
