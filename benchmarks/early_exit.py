@@ -4,7 +4,8 @@ Cross-encoder mode (the default, ``--encoder cross``): the bundled cross-encoder
 12 layers) at fp32, full depth, against ``gaia.EarlyExitReRanker`` with its defaults (exit heads fitted by
 itself on the first 12 queries it re-ranks, exactly, at full depth, the warm-up topic's included; no
 judgments; cascade at error rate 0.01), then two more instances that find those heads in the gaia cache
-(as a second run would) at error rates 0.01 and 0.1, in one metered ``gaia.Experiment`` per collection:
+(as a second run would) at error rates 0.01 and 0.1, in a second metered ``gaia.Experiment`` on the same
+ledger, per collection:
 nDCG@10, layer FLOPs (the encoders' own counts), FLOPs ratio, modelled J/q, the self-fit's own start-up
 record, and per layer the heads' cross-fitted error and margin against the top-10 score gap (10th minus
 11th full-depth score) of the topics.
@@ -144,26 +145,31 @@ def collection_table(name, spec, depth, queries, heads_folder, tmp):
     return table
 
 
-CROSS_SYSTEMS = {"EE defaults (fits on its first 12 queries)": {}, "EE defaults, heads cached": {},
-                 "EE error rate 0.1, heads cached": {"error_rate": 0.1}}
+FITTING = "EE defaults (fits on its first 12 queries)"
+CACHED_SYSTEMS = {"EE defaults, heads cached": {}, "EE error rate 0.1, heads cached": {"error_rate": 0.1}}
 
 
 def cross_encoder_table(name, spec, depth, topics_count, tmp):
-    """One metered gaia.Experiment: the cross-encoder at full depth and early exit; the table and the heads' report."""
+    """Two metered gaia.Experiments on one ledger: the cross-encoder at full depth and early exit fitting
+    itself; then early exit from heads cached by that fit (as a second run finds them). The table and the
+    heads' report."""
     ds = gaia.datasets.get(spec)
     topics, qrels = ds.get_topics(), ds.get_qrels()
     topics = topics[topics["qid"].isin(qrels["qid"])].head(topics_count)
     index = gaia.LuceneIndex(Path(tmp) / name).index(ds.get_corpus_iter())
     bm25 = index.bm25(num_results=depth)
     encoder = gaia.CrossEncoder()
-    rankers = {"CE fp32 full depth": encoder.reranker(batch_size=32),
-               **{system: gaia.EarlyExitReRanker(encoder, **options) for system, options in CROSS_SYSTEMS.items()}}
     ledger = gaia.Ledger()
     runs = Path(tmp) / f"{name}-runs"
     runs.mkdir()                                             # pt.Experiment's save_dir must exist
-    result = gaia.Experiment([bm25 >> ranker for ranker in rankers.values()], topics, qrels,
-                             [pt.measures.nDCG @ 10], names=list(rankers), ledger=ledger, sensors="model",
-                             save_dir=str(runs))
+    rankers, results = {}, []
+    for systems in ({"CE fp32 full depth": encoder.reranker(batch_size=32), FITTING: gaia.EarlyExitReRanker(encoder)},
+                    {system: gaia.EarlyExitReRanker(encoder, **options) for system, options in CACHED_SYSTEMS.items()}):
+        rankers.update(systems)
+        results.append(gaia.Experiment([bm25 >> ranker for ranker in systems.values()], topics, qrels,
+                                       [pt.measures.nDCG @ 10], names=list(systems), ledger=ledger, sensors="model",
+                                       save_dir=str(runs)))
+    result = pd.concat(results, ignore_index=True)
     records = ledger.to_frame()
     table = result.set_index("name")
     for system in rankers:
@@ -174,7 +180,7 @@ def cross_encoder_table(name, spec, depth, topics_count, tmp):
     fits = records[records["stage"].str.endswith("fit exit heads")]
     print(f"\n{name}: {len(topics)} topics x BM25 top {depth}; self-fit records (start-up, not in J/q):")
     print(fits[["stage", "wall_s", "cpu_s", "joules"]].to_string(index=False))
-    heads = rankers["EE defaults (fits on its first 12 queries)"].heads
+    heads = rankers[FITTING].heads
     full = pt.io.read_results(str(runs / "CE fp32 full depth.res.gz"))
     gaps = full.groupby("qid")["score"].apply(lambda s: np.sort(s.to_numpy())[::-1][9] - np.sort(s.to_numpy())[::-1][10]
                                               if len(s) > 10 else np.nan)

@@ -305,9 +305,12 @@ def test_self_fit_goes_on_across_calls_and_bad_input(tiny_cross, traffic, tmp_pa
     ranker = EarlyExitReRanker(tiny_cross, batch_size=8)
     first = ranker(traffic[traffic["qid"].isin(qids[:2])])         # 2 queries: exact, and kept for the fit
     assert (first["doc_layers"] == 4).all() and ranker.heads is None
-    rest = ranker(traffic[traffic["qid"].isin(qids[2:])])          # 10 more complete the fit; 4 are cascaded
+    ranker(traffic[traffic["qid"].isin(qids[:2])])                 # the same 2 again (a warm-up's): not counted twice
+    assert ranker.heads is None and ranker._kept_queries == set(qids[:2])
+    rest = ranker(traffic[traffic["qid"].isin(qids[1:])])          # 10 new ones complete the fit; 4 are cascaded
     assert ranker.heads is not None and ranker.heads.info["queries"] == 12
-    assert (rest.loc[rest["qid"].isin(qids[2:12]), "doc_layers"] == 4).all()
+    assert (rest.loc[rest["qid"].isin(qids[1:12]), "doc_layers"] == 4).all()
+    assert rest.loc[rest["qid"].isin(qids[12:]), "doc_layers"].lt(4).any()
     few = EarlyExitReRanker(tiny_cross, k=12)(traffic)   # no query has more than k: nothing to drop or fit
     assert (few["doc_layers"] == 4).all()
     other = gaia.CrossEncoder(tiny_bert(tmp_path / "three", words, layers=3))

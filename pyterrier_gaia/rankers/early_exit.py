@@ -208,7 +208,7 @@ class EarlyExitReRanker(pt.Transformer):
         margins = None
         for rows in self._groups(query_codes, self.encoder.input_keys(out["query"], out["text"])):
             if fitting and self.heads is None:      # the self-fit's queries: full depth, states kept
-                rows, rest = self._split_for_fit(rows, query_codes)
+                rows, rest = self._split_for_fit(rows, query_codes, out["qid"].to_numpy())
                 scores[rows], doc_layers[rows], exit_layer[rows] = self._collect(out.iloc[rows])
                 if not len(rest):
                     continue
@@ -235,11 +235,18 @@ class EarlyExitReRanker(pt.Transformer):
                              "(one threshold per query; above 1: never exit early)")
         return values
 
-    def _split_for_fit(self, rows, query_codes):
-        """``rows`` (a group of whole queries) split into as many queries as the self-fit still needs, and the rest."""
+    def _split_for_fit(self, rows, query_codes, qids):
+        """``rows`` (a group of whole queries) split into its first queries, up to as many new ones (not
+        kept yet, with more than ``k`` candidates) as the self-fit still needs, and the rest."""
         needed = SELF_FIT["queries"] - len(self._kept_queries)
-        queries = pd.unique(query_codes[rows])
-        kept = np.isin(query_codes[rows], queries[:needed])
+        sizes, qid_of = np.bincount(query_codes[rows]), dict(zip(query_codes[rows], qids[rows]))
+        taken = []
+        for code in pd.unique(query_codes[rows]):
+            if needed <= 0:
+                break
+            taken.append(code)
+            needed -= sizes[code] > self.k and str(qid_of[code]) not in self._kept_queries
+        kept = np.isin(query_codes[rows], taken)
         return rows[kept], rows[~kept]
 
     def _groups(self, query_codes, input_keys):
