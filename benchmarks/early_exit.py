@@ -100,7 +100,7 @@ def fit_heads(name, ds, index, folder, queries):
           f"({heads.info['fit_inputs']} texts fitted, cross-fitted in {heads.info['folds']} folds), "
           f"fit {figures['fit s'] or 0:.0f} s, {figures['fit GFLOPs'] or 0:.0f} GFLOPs (0: reused)")
     print(pd.DataFrame(heads.info["held_out"]).assign(
-        margin_k10_q95=list(heads.margins(range(1, heads.layers), 10, 0.05).values())).to_string(
+        margin_k10_rate05=list(heads.margins(range(1, heads.layers), 10, 0.05).values())).to_string(
         index=False, float_format=lambda v: f"{v:.3f}"))
     return heads.save(folder), figures
 

@@ -1,6 +1,5 @@
 """EarlyExitReRanker: re-rank with score estimates from intermediate layers, dropping each query's
 candidates that cannot reach its top k (and, optionally, stopping a query once its top k is stable)."""
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -129,13 +128,13 @@ class EarlyExitReRanker(pt.Transformer):
     def _load_heads(self, folder: Path) -> ExitHeads:
         return _checked(ExitHeads.load(folder / "heads.npz"), self.encoder)
 
-    def _collect(self, group: pd.DataFrame):
-        """Re-rank ``group`` (whole queries) at full depth, keeping every layer's states for the self-fit;
-        fit the heads once enough queries are kept. Its scores, layers per document and exit layers."""
+    def _collect(self, group: pd.DataFrame, new_queries):
+        """Re-rank ``group`` (whole queries) at full depth, keeping every layer's states for the self-fit
+        (``new_queries``: its qids that count towards it); fit the heads once enough queries are kept.
+        Its scores, layers per document and exit layers."""
         data = layer_outputs(LayerScorer(self.encoder), group, self.batch_size, self.verbose)
         self._kept.append((data, group["qid"].to_numpy()))
-        sizes = group.groupby("qid", sort=False).size()
-        self._kept_queries.update(sizes.index[sizes > self.k].astype(str))     # those that calibrate margins
+        self._kept_queries.update(new_queries)
         if len(self._kept_queries) >= SELF_FIT["queries"]:
             collection = self.collection or self._fit_key["collection"]
             runs, self._kept = self._kept, []
@@ -204,19 +203,21 @@ class EarlyExitReRanker(pt.Transformer):
         scores = np.zeros(len(out))
         doc_layers = np.zeros(len(out), dtype=np.int64)
         exit_layer = np.zeros(len(out), dtype=np.int64)
-        thresholds = self._thresholds(out)
-        margins = None
+        thresholds, qids = self._thresholds(out), out["qid"].astype(str).to_numpy()
+        scorer = margins = None
         for rows in self._groups(query_codes, self.encoder.input_keys(out["query"], out["text"])):
             if fitting and self.heads is None:      # the self-fit's queries: full depth, states kept
-                rows, rest = self._split_for_fit(rows, query_codes, out["qid"].to_numpy())
-                scores[rows], doc_layers[rows], exit_layer[rows] = self._collect(out.iloc[rows])
+                rows, rest, new_queries = self._split_for_fit(rows, query_codes, qids)
+                scores[rows], doc_layers[rows], exit_layer[rows] = self._collect(out.iloc[rows], new_queries)
                 if not len(rest):
                     continue
                 rows = rest
-            if margins is None and self.cascade and self.heads is not None:
-                margins = self.heads.margins(self.exits, self.k, self.error_rate)
+            if scorer is None or scorer.heads is not self.heads:    # first group, or heads just fitted
+                scorer = LayerScorer(self.encoder, self.heads)
+                margins = self.heads.margins(self.exits, self.k, self.error_rate) \
+                    if self.cascade and self.heads is not None else None
             scores[rows], doc_layers[rows], exit_layer[rows] = self._rank_group(
-                LayerScorer(self.encoder, self.heads), out.iloc[rows], query_codes[rows], margins, thresholds[rows])
+                scorer, out.iloc[rows], query_codes[rows], margins, thresholds[rows])
         report(pairs=len(out))
         out["score"] = scores if self.interpolate is None else \
             fuse(self.interpolate, first_stage, scores, out["qid"])
@@ -237,17 +238,19 @@ class EarlyExitReRanker(pt.Transformer):
 
     def _split_for_fit(self, rows, query_codes, qids):
         """``rows`` (a group of whole queries) split into its first queries, up to as many new ones (not
-        kept yet, with more than ``k`` candidates) as the self-fit still needs, and the rest."""
+        kept yet, with more than ``k`` candidates: those that calibrate margins) as the self-fit still
+        needs, and the rest; and those new queries' qids."""
         needed = SELF_FIT["queries"] - len(self._kept_queries)
         sizes, qid_of = np.bincount(query_codes[rows]), dict(zip(query_codes[rows], qids[rows]))
-        taken = []
+        taken, new = [], []
         for code in pd.unique(query_codes[rows]):
-            if needed <= 0:
+            if len(new) >= needed:
                 break
             taken.append(code)
-            needed -= sizes[code] > self.k and str(qid_of[code]) not in self._kept_queries
+            if sizes[code] > self.k and qid_of[code] not in self._kept_queries:
+                new.append(qid_of[code])
         kept = np.isin(query_codes[rows], taken)
-        return rows[kept], rows[~kept]
+        return rows[kept], rows[~kept], new
 
     def _groups(self, query_codes, input_keys):
         """Row positions of consecutive groups of whole queries, each with up to ``group_size``
