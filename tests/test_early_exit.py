@@ -10,7 +10,8 @@ import pyterrier_gaia as gaia
 from pyterrier_gaia.cost.counts import counting
 from pyterrier_gaia.encoders import flops
 from pyterrier_gaia.rankers.early_exit import EarlyExitReRanker
-from pyterrier_gaia.rankers.exit_heads import ExitHeads, config_hash, model_label
+from pyterrier_gaia.rankers.exit_heads import (ExitHeads, LayerScorer, config_hash, head_features, in_order,
+                                               layer_outputs, model_label)
 from tiny_models import tiny_bert
 
 @pytest.fixture(scope="module")
@@ -146,6 +147,23 @@ def test_cascade_flops_follow_the_rows_and_positions_that_ran(tiny_cross):
         flops.forward_flops(1, alone["input_ids"].shape[1], 3, 32, 64)
     assert scope.counts["flops"] == expected
     assert scope.counts["forward_passes"] == 1
+
+
+def test_layer_outputs_holds_the_model_s_own_outputs_or_the_heads_inputs(tiny_cross, tiny_bi, candidates):
+    pairs = candidates.head(12)
+    for encoder, heads in ((tiny_cross, None), (tiny_bi, None), (tiny_cross, _heads(tiny_cross, True))):
+        data = layer_outputs(LayerScorer(encoder, heads), pairs, 8, False)
+        run = encoder.layer_run(data["inputs"], 8)
+        for layer in range(1, encoder.num_layers + 1):
+            run.advance(layer, np.ones(len(data["inputs"]), dtype=bool))
+            own = in_order(*run.features(encoder.layer_output, layer))
+            np.testing.assert_allclose(data["states"][layer], in_order(*run.features(head_features(encoder), layer)),
+                                       atol=1e-5)
+            if heads is not None and layer < encoder.num_layers:     # an exit head reads the whole features
+                assert data["own"][layer] is data["states"][layer]
+            else:
+                np.testing.assert_allclose(data["own"][layer], own, atol=1e-5)
+        np.testing.assert_allclose(data["target"], own, atol=1e-5)
 
 
 def test_bi_encoder_encodes_each_shared_text_once(tiny_bi):
@@ -317,7 +335,6 @@ def test_self_fit_goes_on_across_calls_and_bad_input(tiny_cross, traffic, tmp_pa
     with pytest.raises(ValueError, match=r"heads fitted for cross-encoder .*4 layers\) cannot serve .*3 layers"):
         EarlyExitReRanker(other, heads=ranker.heads)
     with pytest.raises(ValueError, match=r"3 queries are too few to fit on in 4 folds"):
-        from pyterrier_gaia.rankers.exit_heads import layer_outputs, LayerScorer
         three = traffic[traffic["qid"].isin(qids[:3])]
         ExitHeads.from_outputs(tiny_cross, [(layer_outputs(LayerScorer(tiny_cross), three, 8, False), three["qid"])],
                                "vaswani")

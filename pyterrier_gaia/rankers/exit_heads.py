@@ -57,16 +57,18 @@ class LayerScorer:
         if heads is not None:
             heads.check(encoder)
 
+    def uses_head(self, layer: int) -> bool:
+        """Whether the output after ``layer`` is an exit head's estimate (else the model's own output)."""
+        return self.heads is not None and layer != self.encoder.num_layers
+
     def reads(self, layer: int):
         """What to compute from the states after ``layer`` (a function of hidden states and attention
         mask), which :meth:`outputs` then takes."""
-        if self.heads is None or layer == self.encoder.num_layers:
-            return self.encoder.layer_output
-        return head_features(self.encoder)
+        return head_features(self.encoder) if self.uses_head(layer) else self.encoder.layer_output
 
     def outputs(self, layer: int, values: np.ndarray) -> np.ndarray:
         """Estimated full-depth outputs (embeddings or scores) from what :meth:`reads` computed."""
-        if self.heads is None or layer == self.encoder.num_layers:
+        if not self.uses_head(layer):
             return values
         return self.encoder.estimate_output(self.heads.apply(layer, values))
 
@@ -364,8 +366,10 @@ def layer_outputs(scorer, candidates: pd.DataFrame, batch_size, verbose) -> dict
     out = {"inputs": inputs, "states": {}, "own": {}}
     for layer in _progress(range(1, encoder.num_layers + 1), f"{encoder.stage} exit heads", verbose):
         run.advance(layer, everything)
-        out["states"][layer] = in_order(*run.features(head_features(encoder), layer))
-        out["own"][layer] = in_order(*run.features(scorer.reads(layer), layer))
+        own = in_order(*run.features(encoder.layer_output, layer))
+        head = in_order(*run.features(encoder.head_input, layer))
+        out["states"][layer] = np.concatenate([head, own.reshape(len(own), -1)], axis=1)   # as head_features
+        out["own"][layer] = out["states"][layer] if scorer.uses_head(layer) else own
     out["target"] = out["own"][encoder.num_layers]
     return out
 
