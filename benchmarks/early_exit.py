@@ -4,7 +4,7 @@ Cross-encoder mode (the default, ``--encoder cross``): the bundled cross-encoder
 12 layers) at fp32, full depth, against ``gaia.EarlyExitReRanker`` with its defaults (exit heads fitted by
 itself on the first 12 queries it re-ranks, exactly, at full depth, the warm-up topic's included; no
 judgments; cascade at error rate 0.01), then two more instances that find those heads in the gaia cache
-(as a second run would) at error rates 0.01 and 0.1, in a second metered ``gaia.Experiment`` on the same
+(as a second run would) at error rates 0.01, 0.1 and 0.2, in a second metered ``gaia.Experiment`` on the same
 ledger, per collection:
 nDCG@10, layer FLOPs (the encoders' own counts), FLOPs ratio, modelled J/q, the self-fit's own start-up
 record, and per layer the heads' cross-fitted error and margin against the top-10 score gap (10th minus
@@ -146,7 +146,8 @@ def collection_table(name, spec, depth, queries, heads_folder, tmp):
 
 
 FITTING = "EE defaults (fits on its first 12 queries)"
-CACHED_SYSTEMS = {"EE defaults, heads cached": {}, "EE error rate 0.1, heads cached": {"error_rate": 0.1}}
+CACHED_SYSTEMS = {"EE defaults, heads cached": {}, "EE error rate 0.1, heads cached": {"error_rate": 0.1},
+                  "EE error rate 0.2, heads cached": {"error_rate": 0.2}}
 
 
 def cross_encoder_table(name, spec, depth, topics_count, tmp):
