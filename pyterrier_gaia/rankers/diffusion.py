@@ -29,6 +29,7 @@ FITTED_OPTIONS = diffusion_artifact.FITTED_OPTIONS
 SAMPLING_OPTIONS = ("fit_queries", "calibration_queries", "seed")  # what else a self-fit depends on
 MIN_FIT_QUERIES = 3     # queries a fit needs (Û is fitted across queries)
 MIN_FIT_CANDIDATES = 2  # candidates each of them needs (a single candidate has nothing to re-rank)
+PSEUDO_LABELS = "min-max graded full-budget scores"   # what pseudo_qrels grades by (self-fits are cached by it)
 OUTPUT_COLUMNS = ("score", "rank", "depth", "precision", "agreement", "layers", "doc_layers", "steps")
 
 
@@ -231,7 +232,7 @@ class DiffusionReRanker(pt.Transformer):
             qid, docnos = ranked["qid"].iloc[members[0]], ranked["docno"].to_numpy()[members]
             _, _, full = _replay(first, layer_scores[self.space.precisions[0]][members], len(members), 2.0, self.k,
                                  self.interpolate)
-            pseudo.append(pseudo_qrels(qid, docnos, full, self.k))
+            pseudo.append(pseudo_qrels(qid, docnos, full))
             for budget in grid:
                 order, exit_index, _ = _replay(first, layer_scores[budget.precision][members],
                                                min(budget.depth, len(members)), budget.agreement, self.k,
@@ -363,7 +364,7 @@ class DiffusionReRanker(pt.Transformer):
         key = {"model": fitted_for(self.encoder), "heads": None if self.heads is None else self.heads.key(),
                "collection": collection_key(self.collection, sample["docno"], sample["text"]),
                "options": {name: self.options[name] for name in FITTED_OPTIONS + SAMPLING_OPTIONS},
-               "parts": parts, "version": __version__, "host": platform.node()}
+               "parts": parts, "target": PSEUDO_LABELS, "version": __version__, "host": platform.node()}
         self.use_state(self._self_fit.get(key, lambda: self._fit_parts(sample, parts)))
 
     def _fit_parts(self, sample: pd.DataFrame, parts) -> dict:
@@ -453,15 +454,17 @@ def _replay(first: np.ndarray, layer_scores: np.ndarray, depth: int, agreement: 
     return np.concatenate([order, np.arange(depth, len(first))]), chosen, final
 
 
-def pseudo_qrels(qid, docnos, scores: np.ndarray, k: int, grades: int = 100) -> pd.DataFrame:
+def pseudo_qrels(qid, docnos, scores: np.ndarray, grades: int = 100) -> pd.DataFrame:
     """Graded pseudo-judgments of one query from its full budget's ``scores``: a candidate's label is
-    how far its score lies above the (k+1)-th best, as a share of how far the best does, in whole
-    ``grades``-ths (0 from the (k+1)-th down). Near-ties at the cut count little, so nDCG@k against
-    these loses what a budget's ranking loses of the full one's, weighted as nDCG weighs it."""
-    ordered = np.sort(scores)[::-1]
-    floor = ordered[min(k, len(ordered) - 1)]
-    span = ordered[0] - floor
-    labels = np.ones(len(scores)) if span <= 0 else np.clip(np.round(grades * (scores - floor) / span), 0, None)
+    its score min-max scaled over the query's candidates, in whole ``grades``-ths. A budget that puts
+    another candidate in a document's place loses only the difference of their grades, so nDCG@k
+    against these loses what the full ranking's own scores say the swap is worth: near-ties across
+    the cut cost almost nothing, and a deep document lifted into the top k is worth what its score
+    says, not all of it (grading from the (k+1)-th score up, as this package first did, gave every
+    replacement 0 and overstated what shallow budgets lose threefold on Vaswani: docs/diffusion.md)."""
+    scores = np.asarray(scores, dtype="float64")
+    span = scores.max() - scores.min() if len(scores) else 0.0
+    labels = np.ones(len(scores)) if span <= 0 else np.round(grades * (scores - scores.min()) / span)
     return pd.DataFrame({"qid": qid, "docno": docnos, "label": labels.astype(int)})
 
 
