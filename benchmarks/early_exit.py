@@ -4,13 +4,13 @@ Cross-encoder mode (the default, ``--encoder cross``): the bundled cross-encoder
 12 layers) at fp32, full depth, against ``gaia.EarlyExitReRanker`` with its defaults (exit heads fitted by
 itself on the first 12 queries it re-ranks, exactly, at full depth, the warm-up topic's included; no
 judgments; cascade at error rate 0.01), then two more instances that find those heads in the gaia cache
-(as a second run would) at error rates 0.01, 0.1 and 0.2, in a second metered ``gaia.Experiment`` on the same
+(as a second run would) at error rates 0.01, 0.1 and 0.2 (``--error-rates``), in a second metered ``gaia.Experiment`` on the same
 ledger, per collection:
 nDCG@10, layer FLOPs (the encoders' own counts), FLOPs ratio, modelled J/q, the self-fit's own start-up
 record, and per layer the heads' cross-fitted error and margin against the top-10 score gap (10th minus
 11th full-depth score) of the topics.
 
-    .venv/bin/python benchmarks/early_exit.py [--collections vaswani cranfield cacm] [--topics N]
+    .venv/bin/python benchmarks/early_exit.py [--collections vaswani cranfield cacm] [--topics N] [--error-rates 0.01 0.1 0.2]
 
 Bi-encoder mode (``--encoder bi``): the bundled MiniLM (6 layers) under several policies, heads fitted
 on pseudo-queries through BM25:
@@ -146,11 +146,14 @@ def collection_table(name, spec, depth, queries, heads_folder, tmp):
 
 
 FITTING = "EE defaults (fits on its first 12 queries)"
-CACHED_SYSTEMS = {"EE defaults, heads cached": {}, "EE error rate 0.1, heads cached": {"error_rate": 0.1},
-                  "EE error rate 0.2, heads cached": {"error_rate": 0.2}}
+CACHED_ERROR_RATES = (0.01, 0.1, 0.2)   # of the early-exit systems from cached heads (0.01: the default)
 
 
-def cross_encoder_table(name, spec, depth, topics_count, tmp):
+def cached_name(error_rate: float) -> str:
+    return "EE defaults, heads cached" if error_rate == 0.01 else f"EE error rate {error_rate:g}, heads cached"
+
+
+def cross_encoder_table(name, spec, depth, topics_count, error_rates, tmp):
     """Two metered gaia.Experiments on one ledger: the cross-encoder at full depth and early exit fitting
     itself; then early exit from heads cached by that fit (as a second run finds them). The table and the
     heads' report."""
@@ -165,7 +168,7 @@ def cross_encoder_table(name, spec, depth, topics_count, tmp):
     runs.mkdir()                                             # pt.Experiment's save_dir must exist
     rankers, results = {}, []
     for systems in ({"CE fp32 full depth": encoder.reranker(batch_size=32), FITTING: gaia.EarlyExitReRanker(encoder)},
-                    {system: gaia.EarlyExitReRanker(encoder, **options) for system, options in CACHED_SYSTEMS.items()}):
+                    {cached_name(rate): gaia.EarlyExitReRanker(encoder, error_rate=rate) for rate in error_rates}):
         rankers.update(systems)
         results.append(gaia.Experiment([bm25 >> ranker for ranker in systems.values()], topics, qrels,
                                        [pt.measures.nDCG @ 10], names=list(systems), ledger=ledger, sensors="model",
@@ -200,6 +203,8 @@ def main():
     parser.add_argument("--topics", type=int, default=None, help="first N judged topics (cross mode; default all)")
     parser.add_argument("--collections", nargs="+", default=None, choices=sorted(COLLECTIONS))
     parser.add_argument("--depth", type=int, default=100)
+    parser.add_argument("--error-rates", type=float, nargs="+", default=CACHED_ERROR_RATES,
+                        help="error rates of the early-exit systems from cached heads (cross mode)")
     parser.add_argument("--queries", type=int, default=300, help="pseudo-queries to fit exit heads on")
     parser.add_argument("--heads", help="folder to keep exit heads in (default: a temporary folder)")
     parser.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
@@ -212,7 +217,7 @@ def main():
         with tempfile.TemporaryDirectory() as tmp:
             os.environ.setdefault("GAIA_CACHE", str(Path(tmp) / "cache"))   # a fresh fit, timed in its record
             tables = [cross_encoder_table(c, COLLECTIONS[c].format(data=args.data), args.depth, args.topics or 10 ** 6,
-                                          tmp) for c in args.collections or ["vaswani", "cranfield", "cacm"]]
+                                          args.error_rates, tmp) for c in args.collections or ["vaswani", "cranfield", "cacm"]]
         print(f"\nEarly exit vs full depth: BM25 top {args.depth} re-ranked by the bundled cross-encoder "
               f"(ms-marco-MiniLM-L-12-v2, fp32), k=10; energy modelled (no RAPL/NVML here)")
         print(pd.concat(tables).to_string(index=False, float_format=lambda v: f"{v:.4f}", na_rep=""))
