@@ -3,9 +3,9 @@
 Cross-encoder mode (the default, ``--encoder cross``): the bundled cross-encoder (ms-marco-MiniLM-L-12-v2,
 12 layers) at fp32, full depth, against ``gaia.EarlyExitReRanker`` with its defaults (exit heads fitted by
 itself on the first 12 queries it re-ranks, exactly, at full depth, the warm-up topic's included; no
-judgments; cascade at error rate 0.01), then two more instances that find those heads in the gaia cache
-(as a second run would) at error rates 0.01, 0.1 and 0.2 (``--error-rates``), in a second metered ``gaia.Experiment`` on the same
-ledger, per collection:
+judgments; cascade at error rate 0.01), then one more instance per error rate of ``--error-rates`` (0.01,
+0.1 and 0.2) that finds those heads in the gaia cache (as a second run would), in a second metered
+``gaia.Experiment`` on the same ledger, per collection:
 nDCG@10, layer FLOPs (the encoders' own counts), FLOPs ratio, modelled J/q, the self-fit's own start-up
 record, and per layer the heads' cross-fitted error and margin against the top-10 score gap (10th minus
 11th full-depth score) of the topics.

@@ -19,6 +19,7 @@ depth d re-ranks BM25's top d and keeps the rest in BM25's order. Printed per co
 import argparse
 import tempfile
 from pathlib import Path
+from typing import Dict, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -51,8 +52,16 @@ def scored_candidates(spec: str, topic_count: int, tmp: str):
     return candidates.merge(neural.rename(columns={"score": "neural"}), on=["qid", "docno"]), qrels
 
 
+class Query(NamedTuple):
+    qid: str
+    docnos: np.ndarray      # BM25's order
+    first: np.ndarray       # BM25's scores
+    full: np.ndarray        # the full budget's fused scores
+    top: Dict[int, np.ndarray]   # depth -> that depth's top 10
+
+
 def per_query(candidates: pd.DataFrame):
-    """Per query: its qid, docnos in BM25 order, fused full-budget scores, and each depth's top 10."""
+    """Each query's :class:`Query`."""
     for qid, group in candidates.groupby("qid", sort=False):
         group = group.sort_values("rank", kind="stable")
         docnos, first, neural = group["docno"].to_numpy(), group["score"].to_numpy(), group["neural"].to_numpy()
@@ -61,29 +70,28 @@ def per_query(candidates: pd.DataFrame):
             fused = fuse(FUSION, first[:depth], neural[:depth])
             order = np.concatenate([np.argsort(-fused, kind="stable"), np.arange(depth, len(docnos))])
             rankings[depth] = docnos[order][:K]
-        full = fuse(FUSION, first, neural)
-        yield qid, docnos, full, rankings, first
+        yield Query(qid, docnos, first, fuse(FUSION, first, neural), rankings)
 
 
 def report(name: str, candidates: pd.DataFrame, qrels: pd.DataFrame) -> None:
     queries = list(per_query(candidates))
     labels = {"judgments": qrels,
-              "min-max (pseudo_qrels)": pd.concat([pseudo_qrels(q, d, full) for q, d, full, _, _ in queries]),
-              "above the 11th": pd.concat([above_the_cut(q, d, full) for q, d, full, _, _ in queries])}
-    values = {target: {depth: ndcg([(q, r[depth]) for q, _, _, r, _ in queries], judged, K) for depth in DEPTHS}
+              "min-max (pseudo_qrels)": pd.concat([pseudo_qrels(q.qid, q.docnos, q.full) for q in queries]),
+              "above the 11th": pd.concat([above_the_cut(q.qid, q.docnos, q.full) for q in queries])}
+    values = {target: {depth: ndcg([(q.qid, q.top[depth]) for q in queries], judged, K) for depth in DEPTHS}
               for target, judged in labels.items()}
     print(f"\n{name}: {len(queries)} judged topics, BM25 top 100 re-ranked by the cross-encoder fp32 fused "
           f"with BM25 (α={FUSION}); nDCG@10 per depth (share of depth 100's)")
     for target, by_depth in values.items():
         print(f"  {target:24s} " + "  ".join(f"d{d} {v.mean():.4f} ({100 * v.mean() / by_depth[100].mean():.1f}%)"
                                              for d, v in by_depth.items()))
-    signals = pd.DataFrame({"BM25 score spread (std / mean)": [first.std() / first.mean()
-                                                               for *_, first in queries]})
+    spread = np.array([q.first.std() / q.first.mean() for q in queries])
     for depth in DEPTHS[:-1]:
         real = values["judgments"][100] - values["judgments"][depth]
-        signals["top 10 from below d"] = [int((~np.isin(r[100], docnos[:depth])).sum()) for _, docnos, _, r, _ in queries]
         columns = {target: by_depth[100] - by_depth[depth] for target, by_depth in values.items() if target != "judgments"}
-        columns.update({signal: signals[signal].to_numpy(dtype=float) for signal in signals})
+        columns["top 10 from below d"] = np.array([(~np.isin(q.top[100], q.docnos[:depth])).sum() for q in queries],
+                                                  dtype=float)
+        columns["BM25 score spread (std / mean)"] = spread
         print(f"  depth {depth}: judged loss {real.mean():+.4f} (lost on {np.mean(real > 0):.0%} of topics, gained on "
               f"{np.mean(real < 0):.0%}); per-topic correlation with it: " +
               ", ".join(f"{label} {np.corrcoef(value, real)[0, 1]:+.2f}" for label, value in columns.items()))
