@@ -121,6 +121,26 @@ def test_save_and_load_round_trip(model, tmp_path):
     assert copy.predict(counts, stage="minilm") == again.predict(counts, stage="minilm")
 
 
+def test_a_model_calibrated_on_a_detected_host_profile_keeps_it_when_saved(tmp_path):
+    """A host's detected profile ("local-...") is only found on that host: a saved model carries its
+    figures, so its what-ifs and scale-outs work wherever it is loaded."""
+    elsewhere = gaia.hardware.Profile(
+        "local-some-other-host", "cpu", "4 vCPUs detected on another host", {"fp32": 2.6e11, "int8": 1.0e12},
+        20e9, 16.0, 1.6, 2.5, 4, ("GenuineIntel", 6, 143, 4), {"tdp_w": "CodeCarbon's table"})
+    with pytest.raises(ValueError, match="unknown hardware 'local-some-other-host'"):
+        gaia.hardware.get(elsewhere.name)
+    model = gaia.CostModel.calibrate(encoder_ledger(), hardware=elsewhere)
+    again = gaia.CostModel.load(model.save(tmp_path / "cost.json"))
+    assert again.hardware == elsewhere.name and again.home == elsewhere
+    assert again.home.cpuid == elsewhere.cpuid and again.home.sources == elsewhere.sources
+    counts = encoder_counts(50)
+    assert again.predict(counts, stage="minilm", hardware="h100") == model.predict(counts, stage="minilm",
+                                                                                   hardware="h100")
+    plan = gaia.scaling.scale_out(again, [gaia.scaling.Split("encode", "minilm", encoder_counts(1000))], nodes=[1, 2])
+    total = plan[plan["part"] == "total"].set_index("nodes")["seconds"]
+    assert total[1] > total[2] > 0
+
+
 # ----- what-if hardware
 def test_what_if_scales_compute_by_throughput_and_leaves_host_work_on_the_host(model):
     counts = encoder_counts(100)

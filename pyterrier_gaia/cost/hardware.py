@@ -10,7 +10,7 @@ with ``hardware=``): ratios of throughput and power, never absolute times.
 989000000000000.0
 """
 import re
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Dict, Optional, Tuple
 
@@ -50,6 +50,16 @@ class Profile:
             raise ValueError(f"hardware profile {self.name!r}: unknown precision {precision!r}; "
                              f"expected one of {', '.join(COMPUTES_AT)}")
         return (self.peak_flops[key], key) if key in self.peak_flops else (self.peak_flops["fp32"], "fp32")
+
+    def to_dict(self) -> dict:
+        """Every figure and its source, JSON-serialisable (a saved cost model keeps its home profile so)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, figures: dict) -> "Profile":
+        """The profile :meth:`to_dict` wrote."""
+        cpuid = figures.get("cpuid")
+        return cls(**{**figures, "cpuid": None if cpuid is None else tuple(cpuid)})
 
     def power(self, utilisation: float) -> float:
         """Watts drawn at ``utilisation`` (0..1) of the span from idle to TDP."""

@@ -94,9 +94,11 @@ class CostModel:
     >>> cm.r2(held_out_ledger)
     """
 
-    def __init__(self, stages: Dict[str, _Stage], hardware: Optional[str] = None):
+    def __init__(self, stages: Dict[str, _Stage], hardware=None):
         self._stages = dict(stages)
-        self.hardware = hardware
+        #: the profile of the machine calibrated on (None: unknown); ``hardware`` is its name
+        self.home: Optional[hw.Profile] = None if hardware is None else hw.get(hardware)
+        self.hardware = None if self.home is None else self.home.name
 
     # ----- fitting
     @classmethod
@@ -108,15 +110,14 @@ class CostModel:
         ``features``: the count names to use (default: every count a stage reports that is not
         always zero; a count exactly proportional to an earlier one, or constant, is left out).
         ``sample``: calibrate from a fraction (0 < float <= 1) or a number (int) of
-        each stage's records, drawn with ``seed``. ``hardware``: the profile name of the machine
-        the ledger was measured on (``"auto"``: :func:`hardware.local`, None: unknown), needed for
-        what-if predictions. ``forgetting`` (λ) and ``clip`` (k, in σ) govern :meth:`update`.
+        each stage's records, drawn with ``seed``. ``hardware``: the profile (or its name) of the
+        machine the ledger was measured on (``"auto"``: :func:`hardware.local`, None: unknown), needed
+        for what-if predictions; saved with the model, so a model calibrated on a host's detected
+        profile makes what-ifs on any other host too. ``forgetting`` (λ) and ``clip`` (k, in σ) govern :meth:`update`.
         """
         where = "CostModel.calibrate"
         if hardware == "auto":
-            hardware = hw.local().name
-        elif hardware is not None:
-            hardware = hw.get(hardware).name
+            hardware = hw.local()
         records = rec.as_records(ledger)
         if features is not None:
             features = [features] if isinstance(features, str) else list(features)
@@ -171,7 +172,7 @@ class CostModel:
         Either ``counts`` (count name -> value, for one stage; ``calls`` defaults to 1) or
         ``queries`` (the stage's mean counts per query, times ``queries``). ``stage``: a stage
         name (optional when the model has one), or a list of them for a pipeline (with
-        ``queries``). ``hardware``: a profile name for a what-if on other hardware, scaled by
+        ``queries``). ``hardware``: a profile (or its name) for a what-if on other hardware, scaled by
         the profiles' throughput (at ``precision``), bandwidth, clock and power ratios.
         """
         where = "CostModel.predict"
@@ -220,7 +221,7 @@ class CostModel:
             raise ValueError(f"{where}: the model was calibrated on unknown hardware, so a what-if on "
                              f"{target.name!r} has no baseline; calibrate(..., hardware=NAME) with one of "
                              f"{', '.join(hw.PROFILES)}")
-        return hw.get(self.hardware), target
+        return self.home, target
 
     def compare(self, ledger):
         """Measured and predicted ``wall_s`` and ``joules`` for each usable record of ``ledger``
@@ -273,6 +274,7 @@ class CostModel:
         """Write the model (coefficients and EW-RLS state) to a JSON file."""
         path = Path(path)
         state = {"format": FORMAT, "version": 1, "hardware": self.hardware,
+                 "profile": None if self.home is None else self.home.to_dict(),
                  "stages": {name: fit.state() for name, fit in self._stages.items()}}
         path.write_text(json.dumps(state, indent=1))
         return path
@@ -289,7 +291,8 @@ class CostModel:
         try:
             stages = {name: _Stage(s["features"], s["scale"], EWRLS(**s["rls"]), s["totals"])
                       for name, s in state["stages"].items()}
-            return cls(stages, state["hardware"])
+            profile = state.get("profile")
+            return cls(stages, hw.Profile.from_dict(profile) if profile else state["hardware"])
         except (KeyError, TypeError, ValueError, AttributeError) as error:
             raise ValueError(f"CostModel.load: {path} is a damaged cost model ({type(error).__name__}: {error})"
                              ) from None

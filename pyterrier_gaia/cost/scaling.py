@@ -63,7 +63,7 @@ class Split:
         share = {name: value / workers for name, value in self.counts.items()}
         share["calls"] = max(self.counts.get("calls", workers) / workers, 1.0)   # a call per worker at least
         elsewhere = self.hardware is not None and hw.get(self.hardware).name != profile.name
-        one = model.predict(share, stage=self.stage, hardware=self.hardware if elsewhere else profile.name,
+        one = model.predict(share, stage=self.stage, hardware=self.hardware if elsewhere else profile,
                             precision=self.precision)
         # on other hardware (the host CPU of a GPU node), the job's profile waits meanwhile
         return one.latency_s, workers * one.joules, 0.0 if elsewhere else nodes * one.latency_s
@@ -110,7 +110,7 @@ class Transfer:
 def scale_out(model: CostModel, parts: Sequence, nodes: Iterable[int] = (1, 2, 4, 8, 16),
               hardware: Optional[str] = None):
     """Predicted time and energy of ``parts`` (run one after another) on each number of ``nodes``
-    of ``hardware`` (a profile name; default: the one ``model`` was calibrated on).
+    of ``hardware`` (a profile or its name; default: the one ``model`` was calibrated on).
 
     A DataFrame, one row per (nodes, part): ``seconds`` (wall time of the part), ``joules`` (all the
     nodes, idle power of the waiting ones included), ``busy_node_s``; then one row per N with part
@@ -124,10 +124,9 @@ def scale_out(model: CostModel, parts: Sequence, nodes: Iterable[int] = (1, 2, 4
     bad = next((p for p in parts if not isinstance(p, (Split, Fixed, Transfer))), None)
     if bad is not None:
         raise TypeError(f"{where}: part {bad!r} is a {type(bad).__name__}; expected Split, Fixed or Transfer")
-    name = hardware or model.hardware
-    if name is None:
+    profile = hw.get(hardware) if hardware else model.home
+    if profile is None:
         raise ValueError(f"{where}: the model was calibrated on unknown hardware; pass hardware=NAME")
-    profile = hw.get(name)
     rows = []
     for n in nodes:
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
