@@ -136,7 +136,7 @@ def main():
     number = lambda v: f"{v:.4f}"  # noqa: E731
     print("\nBM25 >> the bundled cross-encoder: reference, fixed budgets and diffusion; energy modelled "
           "(no RAPL/NVML here)")
-    print(every[["collection", "name", "family", "reference", "nDCG@10", "J/q", "gCO2e/q", "mrt"]]
+    print(every[["collection", "name", "family", "reference", "nDCG@10", "J/q", "gCO2e/q", "ms/q", "mrt"]]
           .to_string(index=False, float_format=number))
     print("\nGoals")
     print(pd.concat([goals(t) for t in tables]).to_string(index=False, float_format=number))

@@ -1,4 +1,4 @@
-"""``gaia.Experiment``: ``pt.Experiment`` with energy, carbon and the sensing method as columns.
+"""``gaia.Experiment``: ``pt.Experiment`` with energy, carbon, metered latency and the sensing method as columns.
 
 Every stage of every system is metered (as by :func:`gaia.meter`) and PyTerrier runs the
 experiment as usual; a system's energy is that of the records of its own stages. Each system is
@@ -26,14 +26,21 @@ from .energy.ledger import Ledger
 from .energy.metered import Metered, rebuild, unique_names
 from .energy.sensors import resolve_sensors
 
-#: the columns gaia.Experiment adds to pt.Experiment's table of averages (and the per-query measures)
-ENERGY_COLUMNS = ("J/q", "gCO2e/q", "method")
+#: the measures gaia.Experiment adds per system, and per query with ``perquery``: joules, grams of CO2e and
+#: milliseconds of the system's metered calls per query (start-up and one-off work left out, unlike ``mrt``)
+PER_QUERY_MEASURES = ("J/q", "gCO2e/q", "ms/q")
+#: the columns gaia.Experiment adds to pt.Experiment's table of averages
+MEASURED_COLUMNS = (*PER_QUERY_MEASURES, "method")
 
 
 def Experiment(retr_systems, topics, qrels, eval_metrics, names: Optional[Sequence[str]] = None, *,
                ledger=None, sensors="auto", carbon=None, warmup: bool = True, workers: Optional[int] = None,
                accounting: str = "auto", **kwargs):
-    """``pt.Experiment`` plus, per system, ``J/q``, ``gCO2e/q`` and ``method`` measured during its own run.
+    """``pt.Experiment`` plus, per system, ``J/q``, ``gCO2e/q``, ``ms/q`` and ``method`` measured during its own run.
+
+    ``ms/q`` is the wall time of the system's metered calls per query: unlike PyTerrier's ``mrt``, it
+    leaves out start-up and one-off work (a ranker fitting itself on its first call); on Ray workers
+    (``workers``) it is worker time per query.
 
     Takes every argument of ``pt.Experiment`` (``perquery``, ``baseline``, ``correction``, ``batch_size``,
     ``plan``, ``highlight``, ``round``, ``save_dir``...), plus:
@@ -50,16 +57,16 @@ def Experiment(retr_systems, topics, qrels, eval_metrics, names: Optional[Sequen
         its records come back tagged host, pid and batch; the warm-up runs once on every worker; systems
         run whole (a common prefix is not shared)
 
-    With ``perquery``, the per-query table gains the measures ``J/q`` and ``gCO2e/q`` (each query's own
-    energy): systems then run one query per call (``batch_size=1``, the only batch size allowed).
-    Systems given as result frames ran before the experiment: their energy columns are NaN. An integer
-    ``round`` applies to the measures only; round the energy columns with ``round={"J/q": 3, ...}``.
+    With ``perquery``, the per-query table gains the measures ``J/q``, ``gCO2e/q`` and ``ms/q`` (each
+    query's own): systems then run one query per call (``batch_size=1``, the only batch size allowed).
+    Systems given as result frames ran before the experiment: their added columns are NaN. An integer
+    ``round`` applies to the measures only; round the added columns with ``round={"J/q": 3, ...}``.
     Topics with a repeated qid are a ValueError (PyTerrier would merge their rankings).
     With ``save_dir``, each system's records go to ``save_dir/NAME.ledger.jsonl`` and their ir_metadata
     (energy per stage, sensing method, accounting mode) to ``save_dir/NAME.ir_metadata.yml``; a run reused
     (``save_mode="reuse"``) is not run again, and its energy is read back from that file. PyTerrier's
-    ``aggregated.csv`` gains the columns J/q, gCO2e/q and method, its ``perquery.csv`` the measures
-    J/q and gCO2e/q of queries measured one per call.
+    ``aggregated.csv`` gains the columns J/q, gCO2e/q, ms/q and method, its ``perquery.csv`` the measures
+    J/q, gCO2e/q and ms/q of queries measured one per call.
     """
     if isinstance(retr_systems, dict):
         names, systems = list(retr_systems), list(retr_systems.values())
@@ -173,7 +180,7 @@ class _SavedEnergy:
         aggregated = None if self.folder is None else Path(self.folder) / "aggregated.csv"
         if aggregated is not None and aggregated.exists():
             table = pd.read_csv(aggregated)
-            present = [column for column in ENERGY_COLUMNS if column in table.columns]
+            present = [column for column in MEASURED_COLUMNS if column in table.columns]
             if present and "name" in table.columns:
                 self._aside = table[["name", *present]]
                 table.drop(columns=present).to_csv(aggregated, index=False)
@@ -188,12 +195,12 @@ class _SavedEnergy:
             if self._aside is not None:                  # systems of earlier experiments keep their energy
                 table = table.merge(self._aside[~self._aside["name"].isin(names)], on="name", how="left")
             for name, figures in zip(names, energy):
-                for column in ENERGY_COLUMNS:
+                for column in MEASURED_COLUMNS:
                     table.loc[table["name"] == name, column] = figures[column]
             table.to_csv(aggregated, index=False)
         if perquery.exists():
             table = pd.read_csv(perquery, dtype={"qid": str})
-            table = table[~(table["name"].isin(names) & table["measure"].isin(["J/q", "gCO2e/q"]))]
+            table = table[~(table["name"].isin(names) & table["measure"].isin(PER_QUERY_MEASURES))]
             pd.concat([table, _per_query_rows(names, energy)], ignore_index=True).to_csv(perquery, index=False)
 
     def load(self, name: str) -> List[dict]:
@@ -255,53 +262,60 @@ def _meter_systems(systems, names, sharing, ledger, meter) -> Tuple[list, List[L
 
 
 def _energy(records: List[dict], queries: int) -> dict:
-    """A system's J/q, gCO2e/q and method from its records, and its per-query joules and grams."""
+    """A system's :data:`MEASURED_COLUMNS` from its records, and ``by_qid``: each query's own joules,
+    grams and milliseconds (from the records of calls that served that query alone)."""
     records = [record for record in records if not record.get("startup")]
     if not records:
-        return {"J/q": float("nan"), "gCO2e/q": float("nan"), "method": None, "by_qid": {}}
+        return {**dict.fromkeys(PER_QUERY_MEASURES, float("nan")), "method": None, "by_qid": {}}
     by_qid: Dict[str, List[float]] = {}
     for record in records:
         if record.get("qid") is not None:
-            totals = by_qid.setdefault(record["qid"], [0.0, 0.0])
-            totals[0] += record["joules"]
-            totals[1] += record["gco2e"]
-    return {"J/q": sum(r["joules"] for r in records) / queries, "gCO2e/q": sum(r["gco2e"] for r in records) / queries,
+            totals = by_qid.setdefault(record["qid"], [0.0, 0.0, 0.0])
+            for position, value in enumerate(_measured(record)):
+                totals[position] += value
+    sums = [sum(values) for values in zip(*map(_measured, records))]
+    return {**{measure: total / queries for measure, total in zip(PER_QUERY_MEASURES, sums)},
             "method": ",".join(dict.fromkeys(r["method"] for r in records)), "by_qid": by_qid}
+
+
+def _measured(record: dict) -> Tuple[float, float, float]:
+    """A record's joules, grams of CO2e and milliseconds (the terms of :data:`PER_QUERY_MEASURES`)."""
+    return record["joules"], record["gco2e"], 1000 * (record.get("wall_s") or 0.0)
 
 
 def _add_averages(averages, names, energy, rounding):
     """pt.Experiment's averages (frame, styled frame or dict) with the energy columns added."""
-    values = {column: [e[column] for e in energy] for column in ENERGY_COLUMNS}
+    values = {column: [e[column] for e in energy] for column in MEASURED_COLUMNS}
     if isinstance(rounding, dict):
-        for column in ("J/q", "gCO2e/q"):
+        for column in PER_QUERY_MEASURES:
             if column in rounding:
                 values[column] = [round(v, rounding[column]) for v in values[column]]
     if isinstance(averages, dict):
         for i, name in enumerate(names):
-            averages[name].update({column: values[column][i] for column in ENERGY_COLUMNS})
+            averages[name].update({column: values[column][i] for column in MEASURED_COLUMNS})
         return averages
     styled = not isinstance(averages, pd.DataFrame)
     frame = averages.data if styled else averages  # a pandas Styler when highlight= was given
-    for column in ENERGY_COLUMNS:
+    for column in MEASURED_COLUMNS:
         frame[column] = values[column]
     if styled:
-        averages.highlight_min(subset=["J/q", "gCO2e/q"], props="font-weight: bold")
+        averages.highlight_min(subset=list(PER_QUERY_MEASURES), props="font-weight: bold")
     return averages
 
 
 def _add_per_query(per_query, names, energy):
-    """pt.Experiment's per-query results (long frame or nested dict) with each query's J/q and gCO2e/q."""
+    """pt.Experiment's per-query results (long frame or nested dict) with each query's :data:`PER_QUERY_MEASURES`."""
     if isinstance(per_query, dict):
         for sysid, e in enumerate(energy):
-            for qid, (joules, grams) in e["by_qid"].items():
-                per_query.setdefault(sysid, {}).setdefault(qid, {}).update({"J/q": joules, "gCO2e/q": grams})
+            for qid, totals in e["by_qid"].items():
+                per_query.setdefault(sysid, {}).setdefault(qid, {}).update(zip(PER_QUERY_MEASURES, totals))
         return per_query
     extra = _per_query_rows(names, energy)
     return pd.concat([per_query, extra], ignore_index=True).sort_values(["name", "qid"], kind="stable")
 
 
 def _per_query_rows(names, energy) -> pd.DataFrame:
-    """Each query's J/q and gCO2e/q as rows of pt.Experiment's long per-query table (name, qid, measure, value)."""
+    """Each query's :data:`PER_QUERY_MEASURES` as rows of pt.Experiment's long per-query table (name, qid, measure, value)."""
     rows = [(name, qid, measure, value) for name, e in zip(names, energy)
-            for qid, totals in e["by_qid"].items() for measure, value in zip(("J/q", "gCO2e/q"), totals)]
+            for qid, totals in e["by_qid"].items() for measure, value in zip(PER_QUERY_MEASURES, totals)]
     return pd.DataFrame(rows, columns=["name", "qid", "measure", "value"])

@@ -16,7 +16,7 @@ def tune(first_stage, ranker, topics, qrels, weights: Sequence[Sequence[float]],
          names: Optional[Sequence[str]] = None, **experiment) -> pd.DataFrame:
     """Run ``first_stage >> ranker.with_weights(w)`` for every ``w`` = (a, c, u) of ``weights`` on
     ``topics`` (training topics) through :func:`gaia.Experiment`: one row per weighting with its
-    measures (default nDCG@10 and AP), ``J/q``, ``gCO2e/q``, ``mrt`` and the weights as columns
+    measures (default nDCG@10 and AP), ``J/q``, ``gCO2e/q``, ``ms/q``, ``mrt`` and the weights as columns
     ``a``, ``c``, ``u``. Pass the result to :func:`gaia.pareto` for the front and its knee."""
     weights = [tuple(float(v) for v in w) for w in weights]
     if not weights:

@@ -1,4 +1,4 @@
-"""gaia.Experiment: pt.Experiment's table plus J/q, gCO2e/q and method, each system charged its own stages."""
+"""gaia.Experiment: pt.Experiment's table plus J/q, gCO2e/q, ms/q and method, each system charged its own stages."""
 import time
 import warnings
 
@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 import pyterrier_gaia as gaia
+from pyterrier_gaia.energy.metered import one_off
 
 MEASURES = [pt.measures.nDCG @ 10, pt.measures.AP]
 
@@ -41,12 +42,13 @@ def test_same_measures_as_pt_experiment_plus_energy_columns(setting):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")   # PyTerrier suggests plan="tree" for the shared BM25
         theirs = pt.Experiment(systems, topics, qrels, MEASURES, names=["BM25", "BM25 % 5"])
-    pd.testing.assert_frame_equal(ours.drop(columns=["J/q", "gCO2e/q", "method"]), theirs)
+    pd.testing.assert_frame_equal(ours.drop(columns=["J/q", "gCO2e/q", "ms/q", "method"]), theirs)
     assert ours["method"].tolist() == [ledger.records[0]["method"]] * 2
     for name, row in ours.set_index("name").iterrows():
         own = [r for r in ledger.records if r["stage"].startswith(name + " / ") and not r["startup"]]
         assert row["J/q"] == pytest.approx(sum(r["joules"] for r in own) / 10) and row["J/q"] > 0
         assert row["gCO2e/q"] == pytest.approx(sum(r["gco2e"] for r in own) / 10)
+        assert row["ms/q"] == pytest.approx(sum(r["wall_s"] for r in own) * 1000 / 10) and row["ms/q"] > 0
     assert ledger.summary().index.tolist() == ["BM25 / start-up", "BM25 % 5 / start-up", "BM25 / LuceneBM25",
                                                "BM25 % 5 / LuceneBM25"]  # % 5 fused into the retriever
 
@@ -82,7 +84,9 @@ def test_perquery_energy_per_query(setting, tmp_path):
     for qid, joules in energy.items():
         assert joules == pytest.approx(sum(r["joules"] for r in ledger.records if r["qid"] == qid and not r["startup"]))
     assert averages.loc[0, "J/q"] == pytest.approx(energy.mean())
-    assert set(per_query.measure) == {"nDCG@10", "AP", "J/q", "gCO2e/q"}
+    latency = per_query[per_query.measure == "ms/q"].set_index("qid")["value"]
+    assert averages.loc[0, "ms/q"] == pytest.approx(latency.mean())
+    assert set(per_query.measure) == {"nDCG@10", "AP", "J/q", "gCO2e/q", "ms/q"}
     saved = pd.read_csv(tmp_path / "perquery.csv", dtype={"qid": str})                 # pt.Experiment's file too
     assert saved[saved.measure == "J/q"].set_index("qid")["value"].sort_index().tolist() == pytest.approx(
         energy.sort_index().tolist())
@@ -100,13 +104,13 @@ def test_baseline_correction_dict_systems_and_result_frames(setting):
     assert pd.isna(saved["J/q"]) and pd.isna(saved["method"])
     assert result.set_index("name").loc["cut", "J/q"] == round(result.set_index("name").loc["cut", "J/q"], 2)
     as_dict = _run([bm25], topics, qrels, MEASURES, names=["bm25"], dataframe=False)
-    assert {"nDCG@10", "AP", "J/q", "gCO2e/q", "method"} <= set(as_dict["bm25"])
+    assert {"nDCG@10", "AP", "J/q", "gCO2e/q", "ms/q", "method"} <= set(as_dict["bm25"])
 
 
 def test_highlight_keeps_a_styled_table(setting):
     bm25, topics, qrels = setting
     styled = _run([bm25, bm25 % 3], topics, qrels, MEASURES, names=["a", "b"], highlight="bold")
-    assert {"J/q", "gCO2e/q", "method"} <= set(styled.data.columns)
+    assert {"J/q", "gCO2e/q", "ms/q", "method"} <= set(styled.data.columns)
     assert "font-weight: bold" in styled.to_html()
 
 
@@ -143,6 +147,26 @@ def test_identical_systems_measure_alike_and_start_up_is_its_own_record(setting)
     assert table.index.tolist() == ["a / start-up", "b / start-up", "c / start-up", "a", "b", "c"]
 
 
+def test_ms_per_query_leaves_out_one_off_work_that_mrt_includes(setting):
+    bm25, topics, qrels = setting
+    fitted = []
+
+    def fit_on_first_call(frame):
+        if len(frame) and not fitted:                                  # not PyTerrier's inspection (no rows)
+            with one_off("fit"):
+                time.sleep(0.3)
+            fitted.append(True)
+        return frame
+    ledger = gaia.Ledger()
+    result = _run([bm25 % 10 >> pt.apply.generic(fit_on_first_call)], topics, qrels, [*MEASURES, "mrt"],
+                  names=["sys"], ledger=ledger, warmup=False).iloc[0]
+    calls = [r for r in ledger.records if not r["startup"]]
+    fit = [r for r in ledger.records if r["stage"].endswith(" / fit")]
+    assert len(fit) == 1 and fit[0]["wall_s"] >= 0.3
+    assert result["ms/q"] == pytest.approx(sum(r["wall_s"] for r in calls) * 1000 / 10)
+    assert result["mrt"] - result["ms/q"] >= 0.3 * 1000 / 10        # PyTerrier's mean response time has the fit
+
+
 def test_repeated_qids_are_an_error_naming_them(setting):
     bm25, topics, qrels = setting
     repeated = pd.concat([topics, topics.iloc[[3, 5]]], ignore_index=True)
@@ -158,6 +182,7 @@ def test_save_dir_keeps_each_systems_energy_and_reuse_reads_it_back(setting, tmp
     saved = pd.read_csv(tmp_path / "aggregated.csv").set_index("name")   # pt.Experiment's file, plus energy
     assert saved.loc[names, "J/q"].tolist() == pytest.approx(first["J/q"].tolist())
     assert saved.loc[names, "method"].tolist() == first["method"].tolist()
+    assert saved.loc[names, "ms/q"].tolist() == pytest.approx(first["ms/q"].tolist())
     metadata = yaml.safe_load((tmp_path / "cut.ir_metadata.yml").read_text())
     energy = metadata["resources"]["energy"]
     assert metadata["metadata"] == {"tag": "cut", "records": "cut.ledger.jsonl"}
