@@ -1,4 +1,5 @@
 """gaia.CostModel on synthetic ledgers: fitting, EW-RLS, what-if hardware, persistence, bad input, monotonicity."""
+import json
 import math
 import warnings
 
@@ -139,6 +140,11 @@ def test_a_model_calibrated_on_a_detected_host_profile_keeps_it_when_saved(tmp_p
     plan = gaia.scaling.scale_out(again, [gaia.scaling.Split("encode", "minilm", encoder_counts(1000))], nodes=[1, 2])
     total = plan[plan["part"] == "total"].set_index("nodes")["seconds"]
     assert total[1] > total[2] > 0
+    older = json.loads((tmp_path / "cost.json").read_text())
+    del older["profile"]                                  # as written before models kept their profile
+    (tmp_path / "older.json").write_text(json.dumps(older))
+    with pytest.raises(ValueError, match="names the hardware it was calibrated on but does not hold its figures"):
+        gaia.CostModel.load(tmp_path / "older.json")
 
 
 # ----- what-if hardware

@@ -292,10 +292,16 @@ class CostModel:
             stages = {name: _Stage(s["features"], s["scale"], EWRLS(**s["rls"]), s["totals"])
                       for name, s in state["stages"].items()}
             profile = state.get("profile")
-            return cls(stages, hw.Profile.from_dict(profile) if profile else state["hardware"])
+            home = hw.Profile.from_dict(profile) if profile else state["hardware"]
         except (KeyError, TypeError, ValueError, AttributeError) as error:
             raise ValueError(f"CostModel.load: {path} is a damaged cost model ({type(error).__name__}: {error})"
                              ) from None
+        try:
+            return cls(stages, home)
+        except ValueError as error:         # written before models kept their profile, on another host
+            raise ValueError(f"CostModel.load: {path} names the hardware it was calibrated on but does not hold "
+                             f"its figures ({error}); load it on that host and save it again, or calibrate "
+                             f"again") from None
 
     def __repr__(self):
         return f"CostModel(stages={self.stages}, hardware={self.hardware!r})"
