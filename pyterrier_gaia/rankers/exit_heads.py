@@ -28,12 +28,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..encoders.locate import label_of
 from .ridge import ridge_fit
 
 
 def model_label(encoder) -> str:
-    """The model's name for keying heads: the last two parts of its hub name or folder path."""
-    return "/".join(Path(encoder.model_name).parts[-2:])
+    """The model's name for keying heads (:func:`~pyterrier_gaia.encoders.locate.label_of`)."""
+    return label_of(encoder.model_name)
 
 
 def config_hash(encoder) -> str:

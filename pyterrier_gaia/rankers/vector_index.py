@@ -18,6 +18,7 @@ import pandas as pd
 import pyterrier as pt
 
 from ..cost.counts import report
+from ..encoders.locate import label_of
 from ..checks import positive_integer
 from .columns import require_columns, require_values
 from .quantize import KINDS, QuantizedVectors, _top
@@ -117,9 +118,11 @@ class VectorIndex:
         return rows
 
     def check_encoder(self, stage: str) -> None:
-        """Raise a ValueError unless this index was encoded by the model of ``self.encoder``."""
+        """Raise a ValueError unless this index was encoded by the model of ``self.encoder``, known by its
+        label (:func:`~pyterrier_gaia.encoders.locate.label_of`): the same model loaded from another
+        folder, virtual environment or cache is the same model."""
         indexed, given = self.meta()["model"], self.encoder.model_name
-        if indexed != given:
+        if label_of(indexed) != label_of(given):
             raise ValueError(f"{stage}: the vectors at {self.path} were encoded by model {indexed!r} "
                              f"({self.meta()['dim']} dims), but the encoder given is {given!r}; pass that "
                              f"model's encoder, or rebuild with .index(docs, overwrite=True)")
