@@ -5,7 +5,7 @@
 
 The notebook (assignment.ipynb) leaves in WORKDIR:
 
-    run/results.csv    gaia.Experiment's table: one row per system (name, nDCG@10, AP, mrt, J/q, gCO2e/q, method)
+    run/results.csv    gaia.Experiment's table: one row per system (name, nDCG@10, AP, mrt, J/q, gCO2e/q, ms/q, method)
     run/ledger.jsonl   that experiment's ledger: one record per metered call
     run/run.json       the run's parameters (collection, topics, depth, shallow depth, fusion weight)
     run/answers.json   the student's ANSWERS
