@@ -290,8 +290,9 @@ def test_missing_first_stage_scores_are_named(fitted, slice_candidates):
 
 
 def test_defaults_fit_themselves_on_the_first_call(tiny_cross, slice_candidates, tmp_path, monkeypatch):
-    """No set-up calls: the first call fits Û (pseudo-labels, no judgments) and calibrates the costs,
-    metered as its own one-off record, cached on disk for the next ranker of the same model and collection."""
+    """No set-up calls: the first call fits Û (pseudo-labels, no judgments) and calibrates the costs, each
+    metered as its own one-off record and cached on disk: Û for the next ranker of the same model and
+    collection, the costs for the next ranker of the same model on any collection."""
     monkeypatch.setenv("GAIA_CACHE", str(tmp_path))
     few = slice_candidates[slice_candidates["qid"].isin(["1", "2", "3"]) & (slice_candidates["rank"] < 5)]
     ranker = gaia.Metered(gaia.DiffusionReRanker(tiny_cross), name="dr", sensors="model")
@@ -300,14 +301,19 @@ def test_defaults_fit_themselves_on_the_first_call(tiny_cross, slice_candidates,
     assert fitted.usefulness.info["queries"] == 3 and "full budget's scores" in fitted.usefulness.info["target"]
     assert sorted(fitted.cost_model.stages) == sorted(fitted.cost_stage(p) for p in ("fp32", "int8"))
     assert len(out) == len(few) and out["depth"].max() <= 5
-    fit, call = ranker.ledger.records
-    assert (fit["stage"], fit["startup"], call["stage"], call["startup"]) == ("dr / fit diffusion", True, "dr", False)
-    assert call["cpu_s"] < fit["cpu_s"]
+    fit, calibration, call = ranker.ledger.records
+    assert [(r["stage"], r["startup"]) for r in (fit, calibration, call)] == [
+        ("dr / fit diffusion", True), ("dr / fit diffusion-costs", True), ("dr", False)]
+    assert call["cpu_s"] < fit["cpu_s"] + calibration["cpu_s"]
     pd.testing.assert_frame_equal(fitted(few), out)  # fitted once: the second call draws the same
     again = gaia.DiffusionReRanker(tiny_cross)
     pd.testing.assert_frame_equal(again(few), out)   # read from the cache, not fitted again
     assert again.usefulness.info["r2_train"] == fitted.usefulness.info["r2_train"]
-    assert len(list((tmp_path / "diffusion").iterdir())) == 1
+    assert len(list((tmp_path / "diffusion").iterdir())) == len(list((tmp_path / "diffusion-costs").iterdir())) == 1
+    elsewhere = gaia.Metered(gaia.DiffusionReRanker(tiny_cross, collection="another"), name="dr", sensors="model")
+    elsewhere(few)
+    assert [r["stage"] for r in elsewhere.ledger.records] == ["dr / fit diffusion", "dr / load diffusion-costs", "dr"]
+    assert elsewhere.stage.cost_model.coefficients().equals(fitted.cost_model.coefficients())
 
 
 def test_too_few_queries_to_fit_on_say_how_many(tiny_bi, slice_candidates):

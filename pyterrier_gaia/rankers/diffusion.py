@@ -26,7 +26,10 @@ from .query_signals import query_signals
 from .self_fit import SelfFit, collection_key
 
 FITTED_OPTIONS = diffusion_artifact.FITTED_OPTIONS
-SAMPLING_OPTIONS = ("fit_queries", "calibration_queries", "seed")  # what else a self-fit depends on
+SAMPLING_OPTIONS = ("fit_queries", "seed")  # what else a self-fitted usefulness model depends on
+#: what a self-calibrated cost model depends on besides the encoder, its heads and the host (not the collection:
+#: it predicts from operation counts, which carry the documents' lengths)
+COST_OPTIONS = ("depths", "precisions", "agreements", "k", "batch_size", "calibration_queries", "seed")
 MIN_FIT_QUERIES = 3     # queries a fit needs (Û is fitted across queries)
 MIN_FIT_CANDIDATES = 2  # candidates each of them needs (a single candidate has nothing to re-rank)
 PSEUDO_LABELS = "min-max graded full-budget scores"   # what pseudo_qrels grades by (self-fits are cached by it)
@@ -103,6 +106,8 @@ class DiffusionReRanker(pt.Transformer):
         self.collection = None if collection is None else str(collection)
         self._self_fit = SelfFit("diffusion", diffusion_artifact.save_state,
                                  lambda folder: diffusion_artifact.load_state(folder, self.space))
+        self._self_calibration = SelfFit("diffusion-costs", diffusion_artifact.save_cost_model,
+                                         diffusion_artifact.load_cost_model)
         self._encoders = {encoder.precision: encoder}
         self._rankers = {}
         self.usefulness, self.layers = None, None
@@ -352,27 +357,26 @@ class DiffusionReRanker(pt.Transformer):
         the usefulness model on up to ``fit_queries`` of its queries (:meth:`fit`), the cost model on
         ``calibration_queries`` metered re-rankings at random budgets (:func:`calibrate_costs`).
 
-        The fit is metered as its own one-off ledger record (never in a query's J/q) and cached on
-        disk (the gaia cache) and in memory, by model, collection (``collection=``, else a fingerprint
-        of the documents fitted on), the fitted options, the package version and the host."""
+        Each is metered as its own one-off ledger record (never in a query's J/q) and cached on disk
+        (the gaia cache) and in memory, by model, exit heads, the options it depends on, the package
+        version and the host; the usefulness model also by collection (``collection=``, else a
+        fingerprint of the documents fitted on). The cost model predicts from operation counts, so a
+        ranker of the same model on another collection reuses it."""
         if self._fitted():
             return
         ranked = self.in_first_stage_order(candidates)
         sample = self._fit_sample(ranked, "DiffusionReRanker (fitting itself on its first call)", self.fit_queries)
-        parts = [name for name, missing in (("usefulness", self.usefulness is None),
-                                            ("costs", self.cost_model is None)) if missing]
-        key = {"model": fitted_for(self.encoder), "heads": None if self.heads is None else self.heads.key(),
-               "collection": collection_key(self.collection, sample["docno"], sample["text"]),
-               "options": {name: self.options[name] for name in FITTED_OPTIONS + SAMPLING_OPTIONS},
-               "parts": parts, "target": PSEUDO_LABELS, "version": __version__, "host": platform.node()}
-        self.use_state(self._self_fit.get(key, lambda: self._fit_parts(sample, parts)))
-
-    def _fit_parts(self, sample: pd.DataFrame, parts) -> dict:
-        if "usefulness" in parts:
-            self.fit(sample)
-        cost_model = calibrate_costs(self, sample, queries=self.calibration_queries, seed=self.seed) \
-            if "costs" in parts else None
-        return {**self.fitted_state(), "cost_model": cost_model}
+        common = {"model": fitted_for(self.encoder), "heads": None if self.heads is None else self.heads.key(),
+                  "version": __version__, "host": platform.node()}
+        if self.usefulness is None:
+            key = {**common, "collection": collection_key(self.collection, sample["docno"], sample["text"]),
+                   "options": {name: self.options[name] for name in FITTED_OPTIONS + SAMPLING_OPTIONS},
+                   "target": PSEUDO_LABELS}
+            self.use_state(self._self_fit.get(key, lambda: {**self.fit(sample).fitted_state(), "cost_model": None}))
+        if self.cost_model is None:
+            key = {**common, "options": {name: self.options[name] for name in COST_OPTIONS}}
+            self.cost_model = self._self_calibration.get(key, lambda: calibrate_costs(
+                self, sample, queries=self.calibration_queries, seed=self.seed))
 
     def fitted_state(self) -> dict:
         """What the ranker fitted: ``usefulness``, ``layers`` and ``cost_model``."""

@@ -65,7 +65,7 @@ def save_state(state: dict, folder: Path) -> None:
     (folder / "fitted.json").write_text(json.dumps(meta, indent=1, default=_plain))
     np.savez(folder / "usefulness.npz", weights=useful.weights, mean=useful.mean, std=useful.std)
     if state["cost_model"] is not None:
-        state["cost_model"].save(folder / "cost_model.json")
+        save_cost_model(state["cost_model"], folder)
 
 
 def load_state(folder: Path, space) -> dict:
@@ -74,8 +74,22 @@ def load_state(folder: Path, space) -> dict:
     layers = LayerFraction(dict(zip(meta["layers"]["thresholds"], meta["layers"]["fractions"])), space)
     with np.load(Path(folder) / "usefulness.npz") as stored:
         usefulness = Usefulness(stored["weights"], stored["mean"], stored["std"], layers, meta["usefulness_info"])
-    costs = Path(folder) / "cost_model.json"
-    return {"usefulness": usefulness, "layers": layers, "cost_model": CostModel.load(costs) if costs.is_file() else None}
+    costs = Path(folder) / COST_MODEL_FILE
+    return {"usefulness": usefulness, "layers": layers, "cost_model": load_cost_model(folder) if costs.is_file() else None}
+
+
+#: the cost model's file in a saved ranker's folder (and in a self-calibration's)
+COST_MODEL_FILE = "cost_model.json"
+
+
+def save_cost_model(cost_model: CostModel, folder: Path) -> None:
+    """Write a ranker's cost model into ``folder``."""
+    cost_model.save(Path(folder) / COST_MODEL_FILE)
+
+
+def load_cost_model(folder: Path) -> CostModel:
+    """The cost model :func:`save_cost_model` wrote into ``folder``."""
+    return CostModel.load(Path(folder) / COST_MODEL_FILE)
 
 
 def _plain(value):
