@@ -41,7 +41,7 @@ def main():
                             names=list(systems), ledger=ledger)
     print(fixed.to_string(index=False))
     one_off = ledger.to_frame()
-    print("\none-off records (warm-up, the diffusion ranker's own fit), left out of J/q:")
+    print("\none-off records (warm-up, the diffusion ranker's own fit and cost calibration), left out of J/q:")
     print(one_off.loc[one_off["startup"], ["stage", "wall_s", "joules", "method"]].to_string(index=False))
     info = diffusion.usefulness.info
     print(f"\nusefulness model: fitted on {info['queries']} queries, target {info['target']}; held-out R² "
