@@ -10,7 +10,7 @@ PyTerrier charges its time to each system's ``mrt``. With ``save_dir``, each sys
 saved beside its run (with their ir_metadata), read back when ``save_mode="reuse"`` reuses the run,
 and PyTerrier's ``aggregated.csv`` and ``perquery.csv`` gain the energy columns.
 """
-import os
+import time
 import warnings
 from functools import partial
 from pathlib import Path
@@ -112,6 +112,14 @@ def Experiment(retr_systems, topics, qrels, eval_metrics, names: Optional[Sequen
     saved.set_energy_aside()
     try:
         result = pt.Experiment(pt_systems, topics, qrels, eval_metrics, names=names, **kwargs)
+    except BaseException:
+        # keep what was measured: the records of each system whose run PyTerrier saved, and the energy
+        # columns of the systems of earlier experiments
+        for name, system, own in zip(names, systems, parts):
+            if not isinstance(system, pd.DataFrame) and saved.ran_now(name):
+                saved.store(name, Ledger.merge(*own))
+        saved.put_energy_back()
+        raise
     finally:
         for run in metered:
             if isinstance(run, Parallel):
@@ -156,9 +164,18 @@ class _SavedEnergy:
         self.folder = kwargs.get("save_dir")
         self._reused = set()
         self._aside: Optional[pd.DataFrame] = None
+        self._extension = _run_extension(kwargs.get("save_format", "trec"))
+        self._started = time.time()
         if self.folder is not None and kwargs.get("save_mode", "warn") == "reuse":
-            extension = _run_extension(kwargs.get("save_format", "trec"))
-            self._reused = {name for name in names if os.path.exists(os.path.join(self.folder, f"{name}.{extension}"))}
+            self._reused = {name for name in names if self._run(name).exists()}
+
+    def _run(self, name: str) -> Path:
+        return Path(self.folder) / f"{name}.{self._extension}"
+
+    def ran_now(self, name: str) -> bool:
+        """Whether PyTerrier saved this system's run during this experiment (it saves each as it finishes)."""
+        run = None if self.folder is None or self.reused(name) else self._run(name)
+        return run is not None and run.exists() and run.stat().st_mtime >= self._started
 
     def reused(self, name: str) -> bool:
         """Whether PyTerrier will read this system's run from save_dir instead of running it."""
@@ -184,6 +201,16 @@ class _SavedEnergy:
             if present and "name" in table.columns:
                 self._aside = table[["name", *present]]
                 table.drop(columns=present).to_csv(aggregated, index=False)
+
+    def put_energy_back(self) -> None:
+        """Put the columns :meth:`set_energy_aside` took out back into aggregated.csv (the experiment failed)."""
+        aggregated = None if self.folder is None else Path(self.folder) / "aggregated.csv"
+        if self._aside is None or not aggregated.exists():
+            return
+        table = pd.read_csv(aggregated)
+        table = table.drop(columns=[c for c in MEASURED_COLUMNS if c in table.columns]).merge(self._aside, on="name",
+                                                                                            how="left")
+        table.to_csv(aggregated, index=False)
 
     def add_columns(self, names: Sequence[str], energy: List[dict]) -> None:
         """Add each system's energy to the aggregated.csv and perquery.csv pt.Experiment wrote in save_dir."""

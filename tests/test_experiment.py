@@ -201,6 +201,29 @@ def test_save_dir_keeps_each_systems_energy_and_reuse_reads_it_back(setting, tmp
     assert not [w for w in caught if "measures differ" in str(w.message)]   # our columns do not upset PyTerrier
 
 
+def test_an_experiment_that_fails_keeps_what_it_measured(setting, tmp_path):
+    """A system raising midway: the records of the systems PyTerrier saved before it are kept beside their
+    runs (a rerun with save_mode="reuse" reads their energy back), and the energy columns of an earlier
+    experiment's systems stay in aggregated.csv."""
+    bm25, topics, qrels = setting
+    earlier = _run([bm25], topics, qrels, MEASURES, names=["bm25"], save_dir=str(tmp_path))
+
+    def boom(frame):
+        if frame["qid"].nunique() > 1:                                 # not the one-topic warm-up
+            raise RuntimeError("boom")
+        return frame
+    with pytest.raises(RuntimeError, match="boom"):
+        _run([bm25 % 5, bm25 % 5 >> pt.apply.generic(boom)], topics, qrels, MEASURES, names=["cut", "broken"],
+             save_dir=str(tmp_path))
+    saved = pd.read_csv(tmp_path / "aggregated.csv").set_index("name")
+    assert saved.loc["bm25", "J/q"] == pytest.approx(earlier["J/q"].iloc[0])
+    assert (tmp_path / "cut.ledger.jsonl").exists() and not (tmp_path / "broken.ledger.jsonl").exists()
+    again = _run([bm25 % 5], topics, qrels, MEASURES, names=["cut"], save_dir=str(tmp_path), save_mode="reuse")
+    kept = gaia.Ledger.load(tmp_path / "cut.ledger.jsonl").records
+    assert again["J/q"].iloc[0] > 0
+    assert again["J/q"].iloc[0] == pytest.approx(sum(r["joules"] for r in kept if not r["startup"]) / 10)
+
+
 def test_bad_systems_argument(setting):
     bm25, topics, qrels = setting
     with pytest.raises(TypeError, match="list or dict"):
