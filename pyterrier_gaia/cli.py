@@ -2,6 +2,7 @@
 import argparse
 import sys
 import warnings
+from pathlib import Path
 
 from .cache import cache_dir
 
@@ -63,9 +64,11 @@ class ReportError(Exception):
     """A ledger or results file that ``gaia report`` cannot use: its message is the whole story."""
 
 
-def report(path: str, by: str = "stage", width: int = 100, plot=None, results=None, y: str = "nDCG@10") -> int:
-    """Print a ledger's table (warnings about skipped lines to stderr) and, with ``plot``, write its
-    figure; 2, with a one-line message, when a file cannot be read or used."""
+def report(path: str, by: str = "stage", width: int = 100, plot=None, results=None, y: str = "nDCG@10",
+           ir_metadata=None) -> int:
+    """Print a ledger's table (warnings about skipped lines to stderr); with ``plot``, write its figure,
+    with ``ir_metadata``, its ir_metadata YAML (tagged with the ledger's file name); 2, with a one-line
+    message, when a file cannot be read, written or used."""
     from .energy.report import format_report
 
     try:
@@ -75,6 +78,13 @@ def report(path: str, by: str = "stage", width: int = 100, plot=None, results=No
         if plot:
             from .pareto import save_png
             print(f"Figure written to {save_png(report_figure(ledger, by, table, y), plot)}")
+        if ir_metadata:
+            try:
+                Path(ir_metadata).parent.mkdir(parents=True, exist_ok=True)
+                ledger.to_ir_metadata(ir_metadata, tag=Path(path).stem)
+            except OSError as error:
+                raise ReportError(f"cannot write {ir_metadata}: {error.strerror or error}") from None
+            print(f"ir_metadata written to {ir_metadata}")
     except ReportError as error:
         print(f"gaia report: {error}", file=sys.stderr)
         return 2
@@ -177,12 +187,15 @@ def main(argv=None) -> int:
                             "--y (gaia.Experiment's, saved as CSV, e.g. by gaia demo --results): adds "
                             "effectiveness against energy to the figure")
     table.add_argument("--y", metavar="MEASURE", default="nDCG@10", help="the measure of --results to plot (default nDCG@10)")
+    table.add_argument("--ir-metadata", metavar="OUT.yml", default=None,
+                       help="also write the ledger as ir_metadata (the YAML tirex-tracker writes): platform, "
+                            "runtime, energy per stage, sensing method and accounting mode")
     args = parser.parse_args(argv)
 
     if args.command == "report":
         if args.results and not args.plot:
             parser.error("--results is drawn in the figure: give --plot OUT.png too")
-        return report(args.ledger, args.by, args.width, args.plot, args.results, args.y)
+        return report(args.ledger, args.by, args.width, args.plot, args.results, args.y, args.ir_metadata)
     import pandas as pd
     results = demo(args.dataset, args.depth, args.alpha, args.queries, args.ledger, verbose=not args.quiet)
     if args.results:

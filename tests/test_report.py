@@ -4,6 +4,7 @@ import re
 import pandas as pd
 import pyterrier as pt
 import pytest
+import yaml
 from matplotlib.image import imread
 
 import pyterrier_gaia as gaia
@@ -72,6 +73,19 @@ def test_report_totals_in_joules_and_watt_hours(run, capsys):
     total = run.to_frame()["joules"].sum()
     assert re.search(rf"Total: {re.escape(with_wh(total))}, \d[\d.]* [nµm]?g CO2e \(modelled\)\.",
                      capsys.readouterr().out)
+
+
+def test_report_writes_the_ledger_as_ir_metadata(run, tmp_path, capsys):
+    out = tmp_path / "metadata" / "run.yml"
+    assert gaia_cli(["report", str(run.path), "--ir-metadata", str(out)]) == 0
+    assert f"ir_metadata written to {out}" in capsys.readouterr().out
+    document = yaml.safe_load(out.read_text())
+    energy = document["resources"]["energy"]
+    assert document["metadata"] == {"tag": "run"} and energy["method"] == "model"
+    assert energy["joules"] == pytest.approx(run.to_frame()["joules"].sum())
+    (tmp_path / "a-file").write_text("")
+    assert gaia_cli(["report", str(run.path), "--ir-metadata", str(tmp_path / "a-file" / "run.yml")]) == 2
+    assert capsys.readouterr().err.startswith(f"gaia report: cannot write {tmp_path / 'a-file' / 'run.yml'}")
 
 
 def test_report_files_it_cannot_use_are_one_line_and_exit_status_2(run, tmp_path, capsys):
