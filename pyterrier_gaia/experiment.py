@@ -174,8 +174,10 @@ class _SavedEnergy:
 
     def ran_now(self, name: str) -> bool:
         """Whether PyTerrier saved this system's run during this experiment (it saves each as it finishes)."""
-        run = None if self.folder is None or self.reused(name) else self._run(name)
-        return run is not None and run.exists() and run.stat().st_mtime >= self._started
+        if self.folder is None or self.reused(name):
+            return False
+        run = self._run(name)
+        return run.exists() and run.stat().st_mtime >= self._started
 
     def reused(self, name: str) -> bool:
         """Whether PyTerrier will read this system's run from save_dir instead of running it."""
@@ -193,8 +195,9 @@ class _SavedEnergy:
 
     def set_energy_aside(self) -> None:
         """Take the energy columns out of an existing aggregated.csv while pt.Experiment updates it (it warns
-        when the file's columns are not its measures), to put them back in :meth:`add_columns`."""
-        aggregated = None if self.folder is None else Path(self.folder) / "aggregated.csv"
+        when the file's columns are not its measures), to put them back in :meth:`add_columns` (or
+        :meth:`put_energy_back`, when the experiment fails)."""
+        aggregated = self._aggregated()
         if aggregated is not None and aggregated.exists():
             table = pd.read_csv(aggregated)
             present = [column for column in MEASURED_COLUMNS if column in table.columns]
@@ -204,23 +207,28 @@ class _SavedEnergy:
 
     def put_energy_back(self) -> None:
         """Put the columns :meth:`set_energy_aside` took out back into aggregated.csv (the experiment failed)."""
-        aggregated = None if self.folder is None else Path(self.folder) / "aggregated.csv"
-        if self._aside is None or not aggregated.exists():
-            return
-        table = pd.read_csv(aggregated)
-        table = table.drop(columns=[c for c in MEASURED_COLUMNS if c in table.columns]).merge(self._aside, on="name",
-                                                                                            how="left")
-        table.to_csv(aggregated, index=False)
+        aggregated = self._aggregated()
+        if self._aside is not None and aggregated.exists():
+            self._with_aside(pd.read_csv(aggregated)).to_csv(aggregated, index=False)
+
+    def _aggregated(self) -> Optional[Path]:
+        return None if self.folder is None else Path(self.folder) / "aggregated.csv"
+
+    def _with_aside(self, table: pd.DataFrame, leaving_out: Sequence[str] = ()) -> pd.DataFrame:
+        """``table`` (an aggregated.csv) with the columns set aside in place of any it has, but for the
+        systems ``leaving_out``."""
+        table = table.drop(columns=[column for column in MEASURED_COLUMNS if column in table.columns])
+        return table.merge(self._aside[~self._aside["name"].isin(leaving_out)], on="name", how="left")
 
     def add_columns(self, names: Sequence[str], energy: List[dict]) -> None:
         """Add each system's energy to the aggregated.csv and perquery.csv pt.Experiment wrote in save_dir."""
         if self.folder is None:
             return
-        aggregated, perquery = Path(self.folder) / "aggregated.csv", Path(self.folder) / "perquery.csv"
+        aggregated, perquery = self._aggregated(), Path(self.folder) / "perquery.csv"
         if aggregated.exists():
             table = pd.read_csv(aggregated)
             if self._aside is not None:                  # systems of earlier experiments keep their energy
-                table = table.merge(self._aside[~self._aside["name"].isin(names)], on="name", how="left")
+                table = self._with_aside(table, leaving_out=names)
             for name, figures in zip(names, energy):
                 for column in MEASURED_COLUMNS:
                     table.loc[table["name"] == name, column] = figures[column]
@@ -294,13 +302,14 @@ def _energy(records: List[dict], queries: int) -> dict:
     records = [record for record in records if not record.get("startup")]
     if not records:
         return {**dict.fromkeys(PER_QUERY_MEASURES, float("nan")), "method": None, "by_qid": {}}
+    measured = [_measured(record) for record in records]
     by_qid: Dict[str, List[float]] = {}
-    for record in records:
+    for record, values in zip(records, measured):
         if record.get("qid") is not None:
             totals = by_qid.setdefault(record["qid"], [0.0, 0.0, 0.0])
-            for position, value in enumerate(_measured(record)):
+            for position, value in enumerate(values):
                 totals[position] += value
-    sums = [sum(values) for values in zip(*map(_measured, records))]
+    sums = [sum(column) for column in zip(*measured)]
     return {**{measure: total / queries for measure, total in zip(PER_QUERY_MEASURES, sums)},
             "method": ",".join(dict.fromkeys(r["method"] for r in records)), "by_qid": by_qid}
 
@@ -342,7 +351,8 @@ def _add_per_query(per_query, names, energy):
 
 
 def _per_query_rows(names, energy) -> pd.DataFrame:
-    """Each query's :data:`PER_QUERY_MEASURES` as rows of pt.Experiment's long per-query table (name, qid, measure, value)."""
+    """Each query's :data:`PER_QUERY_MEASURES` as rows of pt.Experiment's long per-query table (name, qid,
+    measure, value)."""
     rows = [(name, qid, measure, value) for name, e in zip(names, energy)
             for qid, totals in e["by_qid"].items() for measure, value in zip(PER_QUERY_MEASURES, totals)]
     return pd.DataFrame(rows, columns=["name", "qid", "measure", "value"])
