@@ -96,9 +96,13 @@ class CostModel:
 
     def __init__(self, stages: Dict[str, _Stage], hardware=None):
         self._stages = dict(stages)
-        #: the profile of the machine calibrated on (None: unknown); ``hardware`` is its name
+        #: the profile of the machine calibrated on (None: unknown)
         self.home: Optional[hw.Profile] = None if hardware is None else hw.get(hardware)
-        self.hardware = None if self.home is None else self.home.name
+
+    @property
+    def hardware(self) -> Optional[str]:
+        """The name of the profile calibrated on (None: unknown)."""
+        return None if self.home is None else self.home.name
 
     # ----- fitting
     @classmethod
