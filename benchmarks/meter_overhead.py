@@ -5,8 +5,8 @@ Prints, for BM25 (top 1000) over the 93 Vaswani topics:
 - the wall-time ratio metered / unmetered, median over rounds, for one call over all topics, for
   one call per topic (93 times more metered calls for the same work; alternated call by call), and
   for ``gaia.meter(bm25 % 10)`` one topic a call (one metered stage a call: PyTerrier fuses ``% 10``
-  into the retriever; each query's record in a JSONL ledger), and the same ratios of process CPU time, which other jobs on a shared machine
-  disturb much less;
+  into the retriever; each query's record in a JSONL ledger), and the same ratios of process CPU
+  time, which other jobs on a shared machine disturb much less;
 - for scale, on the same calls: (d) a plain call against itself (how far the ratio strays with no
   meter at all), and (e) the floor of any meter that reads CPU time and writes each record before
   returning: a wrapper that only reads the process CPU clock before and after the call and writes one
