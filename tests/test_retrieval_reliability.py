@@ -26,6 +26,10 @@ CTRL_C_SCRIPT = textwrap.dedent("""
 
     # a shell's background job (cmd &) starts with SIGINT ignored, which Python keeps: restore Ctrl-C
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    # the JVM and pyserini's imports (transformers, torch: seconds on a busy machine) before "indexing", so
+    # that the signal lands in the Java calls, not in an import it would leave half done
+    from pyterrier_gaia.retrieval.java import start_pyserini
+    start_pyserini()
 
     folder = tempfile.mkdtemp()
     docs = ({"docno": str(i), "text": f"green search number {i} carbon"} for i in itertools.count())
