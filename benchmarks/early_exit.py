@@ -3,14 +3,15 @@
 Cross-encoder mode (the default, ``--encoder cross``): the bundled cross-encoder (ms-marco-MiniLM-L-12-v2,
 12 layers) at fp32, full depth, against ``gaia.EarlyExitReRanker`` with its defaults (exit heads fitted by
 itself on the first 12 queries it re-ranks, exactly, at full depth, the warm-up topic's included; no
-judgments; cascade at error rate 0.01), then one more instance per error rate of ``--error-rates`` (0.01,
-0.1 and 0.2) that finds those heads in the gaia cache (as a second run would), in a second metered
+judgments; cascade at its default error rate, 0.1), then one more instance per error rate of ``--error-rates``
+(0.1, 0.2 and 0.3) that finds those heads in the gaia cache (as a second run would), in a second metered
 ``gaia.Experiment`` on the same ledger, per collection:
-nDCG@10, layer FLOPs (the encoders' own counts), FLOPs ratio, modelled J/q, the self-fit's own start-up
+nDCG@10, layer FLOPs (the encoders' own counts), FLOPs ratio, the share of the full-depth top 10 kept (what
+the error rate bounds), modelled J/q, the self-fit's own start-up
 record, and per layer the heads' cross-fitted error and margin against the top-10 score gap (10th minus
 11th full-depth score) of the topics.
 
-    .venv/bin/python benchmarks/early_exit.py [--collections vaswani cranfield cacm] [--topics N] [--error-rates 0.01 0.1 0.2]
+    .venv/bin/python benchmarks/early_exit.py [--collections vaswani cranfield cacm] [--topics N] [--error-rates 0.1 0.2 0.3]
 
 Bi-encoder mode (``--encoder bi``): the bundled MiniLM (6 layers) under several policies, heads fitted
 on pseudo-queries through BM25:
@@ -42,6 +43,7 @@ import pyterrier as pt
 
 import pyterrier_gaia as gaia
 from pyterrier_gaia.cost.counts import counting
+from pyterrier_gaia.rankers.early_exit import ERROR_RATE
 
 COLLECTIONS = {"vaswani": "vaswani", "cranfield": "cranfield:{data}/cranfield", "cacm": "cacm:{data}/cacm"}
 MEASURES = [pt.measures.nDCG @ 10, pt.measures.AP]
@@ -146,11 +148,11 @@ def collection_table(name, spec, depth, queries, heads_folder, tmp):
 
 
 FITTING = "EE defaults (fits on its first 12 queries)"
-CACHED_ERROR_RATES = (0.01, 0.1, 0.2)   # of the early-exit systems from cached heads (0.01: the default)
+CACHED_ERROR_RATES = (ERROR_RATE, 0.2, 0.3)   # of the early-exit systems from cached heads (the first: the default)
 
 
 def cached_name(error_rate: float) -> str:
-    return "EE defaults, heads cached" if error_rate == 0.01 else f"EE error rate {error_rate:g}, heads cached"
+    return "EE defaults, heads cached" if error_rate == ERROR_RATE else f"EE error rate {error_rate:g}, heads cached"
 
 
 def cross_encoder_table(name, spec, depth, topics_count, error_rates, tmp):
@@ -181,14 +183,16 @@ def cross_encoder_table(name, spec, depth, topics_count, error_rates, tmp):
         table.loc[system, "GFLOPs"] = sum(c.get("flops", 0) for c in mine["counts"]) / 1e9
     table["FLOPs ÷"] = table.loc["CE fp32 full depth", "GFLOPs"] / table["GFLOPs"]
     table["ΔnDCG@10"] = table["nDCG@10"] - table.loc["CE fp32 full depth", "nDCG@10"]
+    full_run = pt.io.read_results(str(runs / "CE fp32 full depth.res.gz"))
+    for system in rankers:     # the share of the full-depth top 10 kept: what error_rate bounds
+        table.loc[system, "top10 kept"] = top_overlap(pt.io.read_results(str(runs / f"{system}.res.gz")), full_run)
     fits = records[records["stage"].str.endswith("fit exit heads")]
     print(f"\n{name}: {len(topics)} topics x BM25 top {depth}; self-fit records (start-up, not in J/q):")
     print(fits[["stage", "wall_s", "cpu_s", "joules"]].to_string(index=False))
     heads = rankers[FITTING].heads
-    full = pt.io.read_results(str(runs / "CE fp32 full depth.res.gz"))
-    gaps = full.groupby("qid")["score"].apply(lambda s: np.sort(s.to_numpy())[::-1][9] - np.sort(s.to_numpy())[::-1][10]
+    gaps = full_run.groupby("qid")["score"].apply(lambda s: np.sort(s.to_numpy())[::-1][9] - np.sort(s.to_numpy())[::-1][10]
                                               if len(s) > 10 else np.nan)
-    margins = heads.margins(list(range(1, heads.layers + 1)), 10, 0.01)
+    margins = heads.margins(list(range(1, heads.layers + 1)), 10, ERROR_RATE)
     report = pd.DataFrame(heads.info["held_out"]).assign(margin_k10=[margins[l] for l in range(1, heads.layers)])
     print(f"heads from the first {heads.info['queries']} queries ({heads.info['fit_pairs']} pairs), cross-fitted by "
           f"query in {heads.info['folds']} folds; top-10 gap of the topics' full-depth scores: median "

@@ -185,7 +185,9 @@ def test_fitted_heads_save_reload_and_refuse_other_models(tiny_cross, cross_head
     info = cross_heads.info
     assert 50 <= info["queries"] <= 60 and info["folds"] == 2
     assert [row["layer"] for row in info["held_out"]] == [1, 2, 3]
-    assert sorted(cross_heads.weights) == [1, 2, 3] and cross_heads.weights[1].shape == (34, 1)
+    # [CLS] state (32) and the layer's own logit, then the four first-stage features, then the bias
+    assert sorted(cross_heads.weights) == [1, 2, 3] and cross_heads.weights[1].shape == (32 + 1 + 4 + 1, 1)
+    assert cross_heads.first_stage
     assert all(len(cross_heads.held["estimates"][layer]) == info["fit_pairs"] for layer in (1, 2, 3))
     loose, strict = cross_heads.margins([1, 2, 4], 3, 0.5), cross_heads.margins([1, 2, 4], 3, 0.05)
     assert all(0 <= loose[layer] <= strict[layer] < np.inf for layer in (1, 2)) and loose[4] == strict[4] == 0
@@ -338,3 +340,25 @@ def test_self_fit_goes_on_across_calls_and_bad_input(tiny_cross, traffic, tmp_pa
         three = traffic[traffic["qid"].isin(qids[:3])]
         ExitHeads.from_outputs(tiny_cross, [(layer_outputs(LayerScorer(tiny_cross), three, 8, False), three["qid"])],
                                "vaswani")
+
+
+def test_heads_read_the_first_stage_when_candidates_have_a_score(tiny_cross, traffic, gaia_cache):
+    ranker = EarlyExitReRanker(tiny_cross, batch_size=8)
+    ranker(traffic)
+    heads = ranker.heads
+    assert heads.first_stage
+    scores = traffic.assign(score=traffic["score"][::-1].to_numpy())   # the same states, another first stage
+    data = layer_outputs(LayerScorer(tiny_cross, heads), traffic, 8, False)
+    moved = layer_outputs(LayerScorer(tiny_cross, heads), scores, 8, False)
+    scorer = LayerScorer(tiny_cross, heads)
+    assert not np.allclose(scorer.outputs(1, data["own"][1], data["first_stage"]),
+                           scorer.outputs(1, moved["own"][1], moved["first_stage"]))
+    with pytest.raises(ValueError, match="these heads read the candidates' first-stage scores.*'score' column"):
+        heads.apply(1, data["own"][1])
+    with pytest.raises(pt.validate.InputValidationError, match=r"lacks column\(s\) \['score'\]"):
+        EarlyExitReRanker(tiny_cross, heads=heads)(traffic.drop(columns=["score"]))
+    with pytest.raises(ValueError, match=r"column 'score' has no usable value on \d+ row\(s\)"):
+        EarlyExitReRanker(tiny_cross, heads=heads)(traffic.assign(score=np.nan))
+    blind = EarlyExitReRanker(tiny_cross, batch_size=8)         # no score: heads of the states alone
+    blind(traffic.drop(columns=["score"]))
+    assert not blind.heads.first_stage and blind.heads.weights[1].shape == (tiny_cross.hidden_size + 2, 1)

@@ -293,7 +293,8 @@ class DiffusionReRanker(pt.Transformer):
         encoder = self.encoder_at(precision)
         scorer = LayerScorer(encoder, self.heads)
         data = layer_outputs(scorer, ranked, self.batch_size, self.verbose)
-        return np.stack([encoder.pair_scores(scorer.outputs(layer, data["own"][layer]), data["inputs"])
+        return np.stack([encoder.pair_scores(scorer.outputs(layer, data["own"][layer], data["first_stage"]),
+                                             data["inputs"])
                          for layer in range(1, encoder.num_layers + 1)], axis=1)
 
     # ----- drawing budgets

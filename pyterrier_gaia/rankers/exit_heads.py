@@ -4,7 +4,10 @@ targets; no judgments).
 
 A head reads what the encoder's ``head_input`` gives at layer l (the pooled state, or the [CLS]
 state) together with the model's own output on that layer (``layer_output``: the pooled embedding,
-or the classifier's logit on layer l), and estimates:
+or the classifier's logit on layer l) and, for a cross-encoder whose candidates come with a first-stage
+``score``, where the first stage put the candidate (:mod:`~pyterrier_gaia.rankers.first_stage`: a
+signal that is not the model's own, and the one that lets early layers drop candidates; measured in
+docs/early-exit.md). It estimates:
 
 - bi-encoder: the final (pooled, normalised) embedding; the estimated score is its dot product
   with the query's full-depth embedding;
@@ -29,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from ..encoders.locate import label_of
+from .first_stage import FEATURES as FIRST_STAGE, first_stage_features
 from .ridge import ridge_fit
 
 
@@ -67,11 +71,19 @@ class LayerScorer:
         mask), which :meth:`outputs` then takes."""
         return head_features(self.encoder) if self.uses_head(layer) else self.encoder.layer_output
 
-    def outputs(self, layer: int, values: np.ndarray) -> np.ndarray:
-        """Estimated full-depth outputs (embeddings or scores) from what :meth:`reads` computed."""
+    def first_stage(self, candidates: pd.DataFrame):
+        """The first-stage features the heads read beside the states, one row per encoder input of
+        ``candidates`` (whole queries), or None if they read none."""
+        if self.heads is None or not self.heads.first_stage:
+            return None
+        return first_stage_inputs(self.encoder, candidates)
+
+    def outputs(self, layer: int, values: np.ndarray, first_stage=None) -> np.ndarray:
+        """Estimated full-depth outputs (embeddings or scores) from what :meth:`reads` computed (and,
+        for heads that read them, the inputs' :meth:`first_stage` features, in the same rows)."""
         if not self.uses_head(layer):
             return values
-        return self.encoder.estimate_output(self.heads.apply(layer, values))
+        return self.encoder.estimate_output(self.heads.apply(layer, values, first_stage))
 
 
 class ExitHeads:
@@ -82,8 +94,9 @@ class ExitHeads:
     >>> heads = ExitHeads.load("heads/", enc, "vaswani")
     """
 
-    def __init__(self, kind, model, config, collection, layers, weights, held, info):
+    def __init__(self, kind, model, config, collection, layers, weights, held, info, first_stage=False):
         self.kind, self.model, self.config, self.collection = kind, model, config, collection
+        self.first_stage = bool(first_stage)   # whether the heads read first-stage features
         self.layers = int(layers)
         self.weights = {int(l): np.asarray(w, dtype=np.float32) for l, w in weights.items()}
         # held-out pairs: their pseudo-query (codes), full-depth score, and each head's estimate
@@ -96,10 +109,16 @@ class ExitHeads:
                 f"layers={sorted(self.weights)})")
 
     # ----- using
-    def apply(self, layer: int, states: np.ndarray) -> np.ndarray:
-        """The linear head of ``layer`` on the states it reads (rows x hidden): rows x outputs."""
+    def apply(self, layer: int, states: np.ndarray, first_stage=None) -> np.ndarray:
+        """The linear head of ``layer`` on the states it reads (rows x hidden) and, if the heads read
+        them, the rows' first-stage features: rows x outputs."""
         if layer not in self.weights:
             raise KeyError(f"ExitHeads: no head for layer {layer}; fitted layers {sorted(self.weights)}")
+        if self.first_stage:
+            if first_stage is None:
+                raise ValueError("ExitHeads: these heads read the candidates' first-stage scores beside the "
+                                 "model's states; give candidates with a 'score' column (e.g. from BM25)")
+            states = np.concatenate([states, first_stage], axis=1)
         weight = self.weights[layer]
         return states @ weight[:-1] + weight[-1]
 
@@ -219,6 +238,9 @@ class ExitHeads:
         fold = np.concatenate(item_fold)
         layers = range(1, encoder.num_layers)
         states = {layer: np.concatenate([data["states"][layer] for data, _ in runs]) for layer in layers}
+        first_stage = all(data.get("first_stage") is not None for data, _ in runs)
+        if first_stage:
+            states, scales = _with_first_stage(states, np.concatenate([data["first_stage"] for data, _ in runs]))
         target = np.concatenate([data["target"] for data, _ in runs])
         fitted = {layer: ridge_fit(states[layer], target, ridge) for layer in layers}
         estimates = {layer: np.zeros((len(target), fitted[layer][0].shape[1]), dtype=np.float32) for layer in layers}
@@ -231,8 +253,11 @@ class ExitHeads:
         held = {"query": codes, "final": _pair_scores(encoder, runs, [data["target"] for data, _ in runs]),
                 "estimates": {layer: _pair_scores(encoder, runs, np.split(encoder.estimate_output(estimates[layer]),
                                                                           bounds)) for layer in layers}}
+        if first_stage:     # the features were fitted scaled: fold the scale into their weights
+            for layer, (weight, _) in fitted.items():
+                weight[-1 - len(FIRST_STAGE):-1] *= scales[layer]
         heads = cls(encoder.kind, model_label(encoder), config_hash(encoder), str(collection), encoder.num_layers,
-                    {layer: weight for layer, (weight, _) in fitted.items()}, held, {})
+                    {layer: weight for layer, (weight, _) in fitted.items()}, held, {}, first_stage)
         own = {layer: _pair_scores(encoder, runs, [data["own"][layer] for data, _ in runs]) for layer in layers}
         heads.info = {**(info or {}), "queries": len(queries), "fit_pairs": len(qids), "fit_inputs": len(target),
                       "folds": folds, "seed": seed,
@@ -269,7 +294,7 @@ class ExitHeads:
     def write(self, path) -> Path:
         """Write the heads to the file ``path`` (numpy's .npz, no pickles) and return it."""
         meta = {"kind": self.kind, "model": self.model, "config": self.config, "collection": self.collection,
-                "layers": self.layers, "info": self.info}
+                "layers": self.layers, "info": self.info, "first_stage": list(FIRST_STAGE) if self.first_stage else []}
         arrays = {f"weight_{l}": w for l, w in self.weights.items()}
         arrays.update({f"estimate_{l}": e for l, e in self.held["estimates"].items()})
         arrays.update(held_query=self.held["query"], held_final=self.held["final"])
@@ -300,14 +325,39 @@ class ExitHeads:
             weights = {int(n.split("_")[1]): stored[n] for n in stored.files if n.startswith("weight_")}
             held = {"query": stored["held_query"], "final": stored["held_final"],
                     "estimates": {int(n.split("_")[1]): stored[n] for n in stored.files if n.startswith("estimate_")}}
+        first_stage = meta.get("first_stage", [])
+        if first_stage and first_stage != list(FIRST_STAGE):
+            raise ValueError(f"ExitHeads.load: {path} reads first-stage features {first_stage}; this version of "
+                             f"pyterrier-gaia computes {list(FIRST_STAGE)}: fit the heads again")
         heads = cls(meta["kind"], meta["model"], meta["config"], meta["collection"], meta["layers"], weights,
-                    held, meta["info"])
+                    held, meta["info"], bool(first_stage))
         if collection is not None and heads.collection != str(collection):
             raise ValueError(f"ExitHeads.load: {path} holds heads for collection {heads.collection!r}, "
                              f"not {collection!r}")
         if encoder is not None:
             heads.check(encoder)
         return heads
+
+
+def _with_first_stage(states: dict, features: np.ndarray):
+    """Each layer's states with the first-stage ``features`` beside them, scaled so that together they
+    weigh as much as the states (the ridge penalty is relative to the mean diagonal of the Gram
+    matrix: unscaled, a handful of features among hundreds of state dimensions would be penalised
+    out); and each layer's scale."""
+    scales = {layer: float(np.sqrt(values.var(axis=0).sum() / features.shape[1])) or 1.0
+              for layer, values in states.items()}
+    return {layer: np.concatenate([values, features * scales[layer]], axis=1)
+            for layer, values in states.items()}, scales
+
+
+def first_stage_inputs(encoder, candidates: pd.DataFrame) -> np.ndarray:
+    """The first-stage features (:func:`~pyterrier_gaia.rankers.first_stage.first_stage_features`)
+    of each encoder input of ``candidates`` (whole queries, with a ``score`` column): a
+    cross-encoder's inputs are its pairs, so they are the pairs' own."""
+    if encoder.kind != "cross" or "score" not in candidates.columns:
+        raise ValueError(f"ExitHeads: first-stage features need a cross-encoder's candidates with a 'score' "
+                         f"column; got a {encoder.kind}-encoder's with columns {list(candidates.columns)}")
+    return first_stage_features(candidates)
 
 
 def _check_folds(folds) -> None:
@@ -357,14 +407,17 @@ def head_features(encoder):
 
 
 def layer_outputs(scorer, candidates: pd.DataFrame, batch_size, verbose) -> dict:
-    """For the candidates (query, text): their encoder ``inputs``, and for those inputs every layer's
-    head features (``states``: layer -> rows x dim, see :func:`head_features`), the model's own outputs
-    (``own``) and their full-depth ``target`` (embeddings or scores)."""
+    """For the candidates (query, text; whole queries): their encoder ``inputs``, and for those inputs
+    every layer's head features (``states``: layer -> rows x dim, see :func:`head_features`), the
+    model's own outputs (``own``), their full-depth ``target`` (embeddings or scores) and, for a
+    cross-encoder's candidates with a ``score``, their ``first_stage`` features (else None)."""
     encoder = scorer.encoder
     inputs = encoder.inputs(candidates["query"], candidates["text"], batch_size)
     run = encoder.layer_run(inputs, batch_size)
     everything = np.ones(len(inputs), dtype=bool)
-    out = {"inputs": inputs, "states": {}, "own": {}}
+    first_stage = first_stage_inputs(encoder, candidates) \
+        if encoder.kind == "cross" and "score" in candidates.columns else None
+    out = {"inputs": inputs, "states": {}, "own": {}, "first_stage": first_stage}
     for layer in _progress(range(1, encoder.num_layers + 1), f"{encoder.stage} exit heads", verbose):
         run.advance(layer, everything)
         own = in_order(*run.features(encoder.layer_output, layer))

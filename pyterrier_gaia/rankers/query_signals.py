@@ -46,7 +46,9 @@ def query_signals(scorer, ranked: pd.DataFrame, k: int, probe_depth: int, probe_
     for code, rows in pd.Series(np.arange(len(ranked))).groupby(codes).indices.items():
         signals[code, :5] = score_distribution(all_scores[rows], k, max(words[code], 1))
     probed = ranked[position < probe_depth]
-    similarity = probe(scorer, probed, probe_layer, batch_size)
+    first_stage = scorer.first_stage(ranked)      # of all the candidates, as the heads were fitted on
+    similarity = probe(scorer, probed, probe_layer, batch_size,
+                       None if first_stage is None else first_stage[position < probe_depth])
     probe_codes = codes[position < probe_depth]
     for code, rows in pd.Series(np.arange(len(probed))).groupby(probe_codes).indices.items():
         scores = similarity[rows]
@@ -75,8 +77,9 @@ def score_distribution(scores: np.ndarray, k: int, words: float) -> np.ndarray:
     return np.array([nqc, wig, (scores[0] - kth) / span, cut_gap, crowd])
 
 
-def probe(scorer, candidates: pd.DataFrame, layer: int, batch_size: int) -> np.ndarray:
-    """Each candidate's score estimate after the encoder's first ``layer`` layers."""
+def probe(scorer, candidates: pd.DataFrame, layer: int, batch_size: int, first_stage=None) -> np.ndarray:
+    """Each candidate's score estimate after the encoder's first ``layer`` layers (``first_stage``:
+    the candidates' first-stage features, if the scorer's heads read them)."""
     if len(candidates) == 0:
         return np.zeros(0)
     encoder = scorer.encoder
@@ -84,7 +87,7 @@ def probe(scorer, candidates: pd.DataFrame, layer: int, batch_size: int) -> np.n
     run = encoder.layer_run(inputs, batch_size)
     run.advance(layer, np.ones(len(inputs), dtype=bool))
     outputs = in_order(*run.features(scorer.reads(layer), layer))
-    return encoder.pair_scores(scorer.outputs(layer, outputs), inputs)
+    return encoder.pair_scores(scorer.outputs(layer, outputs, first_stage), inputs)
 
 
 def _spearman(a: np.ndarray, b: np.ndarray) -> float:
