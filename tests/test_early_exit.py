@@ -348,9 +348,8 @@ def test_heads_read_the_first_stage_when_candidates_have_a_score(tiny_cross, tra
     heads = ranker.heads
     assert heads.first_stage
     scores = traffic.assign(score=traffic["score"][::-1].to_numpy())   # the same states, another first stage
-    data = layer_outputs(LayerScorer(tiny_cross, heads), traffic, 8, False)
-    moved = layer_outputs(LayerScorer(tiny_cross, heads), scores, 8, False)
     scorer = LayerScorer(tiny_cross, heads)
+    data, moved = (layer_outputs(scorer, candidates, 8, False) for candidates in (traffic, scores))
     assert not np.allclose(scorer.outputs(1, data["own"][1], data["first_stage"]),
                            scorer.outputs(1, moved["own"][1], moved["first_stage"]))
     with pytest.raises(ValueError, match="these heads read the candidates' first-stage scores.*'score' column"):

@@ -10,7 +10,8 @@ from ..cost.counts import report
 from ..checks import positive_integer, unit_interval
 from .columns import require_columns, require_values
 from .artifact_meta import checked_meta, write_meta
-from .exit_heads import ExitHeads, LayerScorer, config_hash, fitted_for, layer_outputs, model_label
+from .exit_heads import (ExitHeads, LayerScorer, config_hash, fitted_for, layer_outputs, model_label,
+                         reads_first_stage)
 from .fusion import check_weight, fuse, in_query_order
 from .measures import top_overlap
 from .self_fit import collection_key, load_cached, load_or_fit
@@ -124,7 +125,7 @@ class EarlyExitReRanker(pt.Transformer):
             docs = out.drop_duplicates("docno").sort_values("docno", kind="stable")
             self._fit_key = {"model": model_label(self.encoder), "architecture": config_hash(self.encoder),
                              "kind": self.encoder.kind, "package": __version__, "settings": SELF_FIT,
-                             "first_stage": self.encoder.kind == "cross" and "score" in out.columns,
+                             "first_stage": reads_first_stage(self.encoder, out.columns),
                              "collection": collection_key(self.collection, docs["docno"].astype(str),
                                                           docs["text"].astype(str))}
             self.heads = load_cached("exit heads", self._fit_key, self._load_heads)

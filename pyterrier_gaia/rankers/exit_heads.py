@@ -350,11 +350,17 @@ def _with_first_stage(states: dict, features: np.ndarray):
             for layer, values in states.items()}, scales
 
 
+def reads_first_stage(encoder, columns) -> bool:
+    """Whether heads fitted for ``encoder`` on candidates with ``columns`` read first-stage features:
+    a cross-encoder's, given a ``score``."""
+    return encoder.kind == "cross" and "score" in columns
+
+
 def first_stage_inputs(encoder, candidates: pd.DataFrame) -> np.ndarray:
     """The first-stage features (:func:`~pyterrier_gaia.rankers.first_stage.first_stage_features`)
     of each encoder input of ``candidates`` (whole queries, with a ``score`` column): a
     cross-encoder's inputs are its pairs, so they are the pairs' own."""
-    if encoder.kind != "cross" or "score" not in candidates.columns:
+    if not reads_first_stage(encoder, candidates.columns):
         raise ValueError(f"ExitHeads: first-stage features need a cross-encoder's candidates with a 'score' "
                          f"column; got a {encoder.kind}-encoder's with columns {list(candidates.columns)}")
     return first_stage_features(candidates)
@@ -415,8 +421,7 @@ def layer_outputs(scorer, candidates: pd.DataFrame, batch_size, verbose) -> dict
     inputs = encoder.inputs(candidates["query"], candidates["text"], batch_size)
     run = encoder.layer_run(inputs, batch_size)
     everything = np.ones(len(inputs), dtype=bool)
-    first_stage = first_stage_inputs(encoder, candidates) \
-        if encoder.kind == "cross" and "score" in candidates.columns else None
+    first_stage = first_stage_inputs(encoder, candidates) if reads_first_stage(encoder, candidates.columns) else None
     out = {"inputs": inputs, "states": {}, "own": {}, "first_stage": first_stage}
     for layer in _progress(range(1, encoder.num_layers + 1), f"{encoder.stage} exit heads", verbose):
         run.advance(layer, everything)
