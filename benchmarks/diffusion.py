@@ -1,14 +1,20 @@
 """Diffusion-tuned re-ranking with the bundled cross-encoder against the reference and every fixed budget.
 
     .venv/bin/python benchmarks/diffusion.py [--collections vaswani cranfield cacm] [--topics 50]
-                                             [--weights 4 16 64] [--figures docs/figures] [--data ../shared/data]
+                                             [--weights 4 16 64] [--depths 10 20 50 100]
+                                             [--exits none query cascade]
+                                             [--figures docs/figures] [--data ../shared/data]
 
 Per collection, one metered ``gaia.Experiment`` of:
 
 - the reference: BM25 top 100 re-ranked by the bundled cross-encoder (ms-marco-MiniLM-L-12-v2) at
   fp32, fused with BM25 at α = 0.3 when that is stronger on the collection (the script says which);
-- every fixed budget: depth (10, 20, 50, 100) x precision (fp32, int8) x exit setting (none; the
-  early-exit re-ranker with the model's own head, no cascade, agreement 0.9), fused as the reference;
+- every fixed budget: depth (``--depths``, default 10, 20, 50, 100) x precision (fp32, int8) x exit
+  setting (``--exits``: ``none``; ``query``, the early-exit re-ranker with the model's own head, no
+  cascade, stopping a query at agreement 0.9; ``cascade``, the early-exit re-ranker's per-document
+  cascade with its defaults, over depths above k), fused as the reference. The cascade's exit heads are
+  fitted by the ranker itself on the first 12 topics at depth 100 before the experiment and cached by
+  collection name, so every cascade system runs as a second run would;
 - ``gaia.DiffusionReRanker`` with its defaults (and ``interpolate`` as the reference), and at the
   weights (1, 0, u) of ``--weights``, all sharing one self-fit.
 
@@ -30,38 +36,61 @@ import pandas as pd
 import pyterrier as pt
 
 import pyterrier_gaia as gaia
+from pyterrier_gaia.rankers.fusion import fuse, rescored
 
 COLLECTIONS = {"vaswani": "vaswani", "cranfield": "cranfield:{data}/cranfield", "cacm": "cacm:{data}/cacm"}
 FUSION = 0.3
 DEPTHS = (10, 20, 50, 100)
 PRECISIONS = ("fp32", "int8")
+EXITS = ("none", "query", "cascade")
+K = 10
 KEEP = 0.99
 
 
 def reference(ce, bm25, topics, qrels):
-    """(name, α or None, nDCG@10) of the stronger of plain and fused fp32 re-ranking of the top 100."""
-    table = pt.Experiment([bm25 >> ce.reranker(), bm25 >> ce.reranker(interpolate=FUSION)], topics, qrels,
-                          [pt.measures.nDCG @ 10], names=["plain", "fused"])
+    """(name, α or None, nDCG@10) of the stronger of plain and fused fp32 re-ranking of the top 100 (one
+    re-ranking, fused afterwards: the fusion needs only the scores)."""
+    plain = (bm25 >> ce.reranker())(topics)
+    first = bm25(topics)[["qid", "docno", "score"]].rename(columns={"score": "first"})
+    joined = plain.merge(first, on=["qid", "docno"])
+    fused = rescored(joined.drop(columns="first"), fuse(FUSION, joined["first"], joined["score"], joined["qid"]))
+    table = pt.Experiment([plain, fused], topics, qrels, [pt.measures.nDCG @ 10], names=["plain", "fused"])
     plain, fused = table["nDCG@10"]
     print(f"reference candidates: plain fp32 top 100 {plain:.4f}, fused (α={FUSION}) {fused:.4f}")
     return ("fused", FUSION, fused) if fused > plain else ("plain", None, plain)
 
 
-def fixed_budgets(ce, bm25, alpha):
+def fixed_budgets(ce, bm25, alpha, depths, exits, collection):
     """(name, family, pipeline) of every fixed budget: depth x precision x exit setting."""
     rows = []
     for precision in PRECISIONS:
         encoder = ce.at_precision(precision)
-        for depth in DEPTHS:
-            rows.append((f"{precision} top {depth}", f"fixed {precision}",
-                         bm25 % depth >> encoder.reranker(interpolate=alpha)))
-            rows.append((f"{precision} top {depth} exit 0.9", f"fixed {precision} + exit",
-                         bm25 % depth >> gaia.EarlyExitReRanker(encoder, cascade=False, agreement=0.9,
-                                                                interpolate=alpha)))
+        for depth in depths:
+            if "none" in exits:
+                rows.append((f"{precision} top {depth}", f"fixed {precision}",
+                             bm25 % depth >> encoder.reranker(interpolate=alpha)))
+            if "query" in exits:
+                rows.append((f"{precision} top {depth} exit 0.9", f"fixed {precision} + exit",
+                             bm25 % depth >> gaia.EarlyExitReRanker(encoder, cascade=False, agreement=0.9,
+                                                                    interpolate=alpha)))
+            if "cascade" in exits and depth > K:
+                rows.append((f"{precision} top {depth} cascade", f"fixed {precision} + cascade",
+                             bm25 % depth >> gaia.EarlyExitReRanker(encoder, interpolate=alpha,
+                                                                    collection=collection)))
     return rows
 
 
-def collection_table(name, spec, topic_count, weights, tmp):
+def fit_cascade_heads(ce, bm25, topics, collection):
+    """Let the cascade fit its exit heads on the first topics at depth 100, as its first run would, and
+    cache them by ``collection`` (outside the experiment: its systems then run as a second run)."""
+    from pyterrier_gaia.rankers.early_exit import SELF_FIT
+    ranker = gaia.EarlyExitReRanker(ce, collection=collection)
+    ranker(bm25(topics.head(SELF_FIT["queries"])))
+    print(f"cascade exit heads: fitted on {ranker.heads.info['queries']} queries, cached as {collection!r}"
+          if ranker.heads is not None else "cascade exit heads: too few topics to fit on before the experiment")
+
+
+def collection_table(name, spec, topic_count, weights, depths, exits, tmp):
     ds = gaia.datasets.get(spec)
     qrels = ds.get_qrels()
     topics = ds.get_topics()
@@ -73,7 +102,9 @@ def collection_table(name, spec, topic_count, weights, tmp):
     kind, alpha, _ = reference(ce, bm25, topics, qrels)
     diffusion = gaia.DiffusionReRanker(ce, interpolate=alpha, collection=name)
     compared = [("BM25", "BM25", bm25), ("reference", "reference", bm25 >> ce.reranker(interpolate=alpha))]
-    compared += fixed_budgets(ce, bm25, alpha)
+    if "cascade" in exits:
+        fit_cascade_heads(ce, bm25, topics, name)
+    compared += fixed_budgets(ce, bm25, alpha, depths, exits, name)
     compared += [("diffusion (defaults)", "diffusion", bm25 >> diffusion)]
     compared += [(f"diffusion u={u:g}", "diffusion", bm25 >> diffusion.with_weights((1, 0, u))) for u in weights]
     ledger = gaia.Ledger()
@@ -116,6 +147,8 @@ def main():
     parser.add_argument("--collections", nargs="+", default=list(COLLECTIONS), choices=sorted(COLLECTIONS))
     parser.add_argument("--topics", type=int, default=50, help="topics per collection (the first with judgments)")
     parser.add_argument("--weights", type=float, nargs="*", default=[4, 16, 64], help="u of weights (1, 0, u)")
+    parser.add_argument("--depths", type=int, nargs="+", default=list(DEPTHS), help="depths of the fixed budgets")
+    parser.add_argument("--exits", nargs="+", default=list(EXITS), choices=EXITS, help="exit settings of the fixed budgets")
     parser.add_argument("--figures", default=str(Path(__file__).resolve().parents[1] / "docs" / "figures"))
     parser.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
     args = parser.parse_args()
@@ -126,7 +159,8 @@ def main():
         # record), instead of loading a fit cached by an earlier run on the same collection name
         os.environ.setdefault("GAIA_CACHE", str(Path(tmp) / "cache"))
         for name in args.collections:
-            table = collection_table(name, COLLECTIONS[name].format(data=args.data), args.topics, args.weights, tmp)
+            table = collection_table(name, COLLECTIONS[name].format(data=args.data), args.topics, args.weights,
+                                     args.depths, args.exits, tmp)
             path = gaia.plot_pareto(table, Path(args.figures) / f"diffusion-{name}.png", family="family", logx=True,
                                     title=f"{name}: nDCG@10 against modelled J/q (no RAPL/NVML)")
             front = gaia.pareto(table)
