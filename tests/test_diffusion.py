@@ -377,7 +377,7 @@ def test_early_exit_reads_a_threshold_per_query(tiny_bi, slice_candidates):
 def test_minilm_usefulness_grows_with_depth(minilm, slice_candidates):
     """Fitted without judgments on MiniLM, Û says a deeper fp32 re-ranking keeps more of the full one."""
     ranker = gaia.DiffusionReRanker(minilm, depths=DEPTHS).fit(slice_candidates)
-    signals = ranker._signals(ranker.in_first_stage_order(slice_candidates))
+    signals = ranker.signals(ranker.in_first_stage_order(slice_candidates))
     def mean_usefulness(budget):
         return ranker.usefulness.value(signals, np.tile(ranker.space.point(budget), (len(signals), 1))).mean()
 
@@ -410,6 +410,23 @@ def test_pseudo_ndcg_tracks_effectiveness_where_top_k_overlap_does_not():
     assert values[0] == pytest.approx(1.0)
     assert values[1] > 0.999 and top_overlap(near_tie[:10], docnos[:10]) == 0.9
     assert values[2] == pytest.approx(0.94, abs=0.005)
+
+
+def test_replay_gives_each_budget_its_ranking(fitted, slice_candidates):
+    """Every (query, budget) row in grid order; the full budget ranks by the last layer's scores; a
+    depth-d budget re-ranks the top d only, the rest keep their first-stage order below them."""
+    ranked = fitted.in_first_stage_order(slice_candidates)
+    scores = {p: fitted.layer_scores(p, ranked) for p in fitted.space.precisions}
+    grid = [fitted.space.full, Budget(5, "fp32", 1.1), Budget(20, "int8", 0.5)]
+    table, pseudo = fitted.replay(ranked, scores, grid)
+    queries = ranked["qid"].nunique()
+    assert len(table) == queries * len(grid) and table["depth"].tolist()[:3] == [20, 5, 20]
+    first = ranked[ranked["qid"] == table["qid"].iloc[0]]
+    last_layer = scores["fp32"][first.index, -1]
+    assert list(table["ranking"].iloc[0]) == list(first["docno"].to_numpy()[np.argsort(-last_layer, kind="stable")])
+    assert list(table["ranking"].iloc[1][5:]) == list(first["docno"].iloc[5:])
+    assert table["fraction"].iloc[0] == 1.0 and 0 < table["fraction"].iloc[2] <= 1.0
+    assert set(pseudo["qid"]) == set(ranked["qid"]) and len(pseudo) == len(ranked)
 
 
 def test_usefulness_reports_held_out_r2_across_queries(fitted):
@@ -459,7 +476,7 @@ def test_bundled_cross_encoder_usefulness_tracks_ndcg(slice_candidates):
     documents across the cut), and a shallow re-ranking lower."""
     top = slice_candidates[(slice_candidates["rank"] < 10) & slice_candidates["qid"].isin(list("123456"))]
     ranker = gaia.DiffusionReRanker(gaia.CrossEncoder(), depths=(3, 10), agreements=(1.1, 1.1)).fit(top, folds=3)
-    signals = ranker._signals(ranker.in_first_stage_order(top))
+    signals = ranker.signals(ranker.in_first_stage_order(top))
 
     def mean_usefulness(budget):
         return ranker.usefulness.value(signals, np.tile(ranker.space.point(budget), (len(signals), 1))).mean()

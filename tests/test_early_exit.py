@@ -209,6 +209,13 @@ def test_fitted_heads_save_reload_and_refuse_other_models(tiny_cross, cross_head
         EarlyExitReRanker(other, heads=path)
     with pytest.raises(ValueError, match="holds heads for collection 'vaswani', not 'cacm'"):
         ExitHeads.load(path, tiny_cross, "cacm")
+    # heads read one precision's states: fp32 heads do not serve the int8 model (nor are they found for it)
+    int8 = tiny_cross.at_precision("int8")
+    assert again.precision == "fp32"
+    with pytest.raises(ValueError, match="fp32 states cannot serve it at int8"):
+        EarlyExitReRanker(int8, heads=path)
+    with pytest.raises(FileNotFoundError, match="int8\\) on collection 'vaswani'"):
+        ExitHeads.load(tmp_path, int8, "vaswani")
 
 
 def test_fit_through_the_ranker_and_its_pseudo_queries(tiny_cross, vaswani, vaswani_index):
@@ -291,6 +298,9 @@ def test_defaults_fit_heads_on_the_first_queries_metered_apart_and_cached(tiny_c
     assert [r["stage"] for r in again.ledger.records] == ["ee / load exit heads", "ee"]
     assert (second.loc[second["qid"].isin(cascaded["qid"]), "doc_layers"].to_numpy() ==
             cascaded["doc_layers"].to_numpy()).all()
+    int8 = gaia.Metered(EarlyExitReRanker(tiny_cross.at_precision("int8"), batch_size=8), name="ee", sensors="model")
+    int8(traffic)                    # the int8 model fits heads of its own states, not the fp32 ones cached
+    assert int8.ledger.records[0]["stage"] == "ee / fit exit heads" and int8.stage.heads.precision == "int8"
 
 
 def test_a_fitted_ranker_saves_and_loads_as_one_artifact(tiny_cross, traffic, gaia_cache, tmp_path, words):

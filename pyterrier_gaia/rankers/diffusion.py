@@ -179,8 +179,13 @@ class DiffusionReRanker(pt.Transformer):
         if precision not in self._rankers:
             self._rankers[precision] = EarlyExitReRanker(
                 self.encoder_at(precision), k=self.k, agreement=1.0, cascade=False,
-                heads=self.heads, batch_size=self.batch_size)
+                heads=self.heads_at(precision), batch_size=self.batch_size)
         return self._rankers[precision]
+
+    def heads_at(self, precision: str):
+        """The ranker's exit heads if they were fitted at ``precision`` (they read that precision's
+        states), else None: the model's own head on each layer."""
+        return self.heads if self.heads is not None and self.heads.precision == precision else None
 
     # ----- input
     def _required(self):
@@ -204,8 +209,11 @@ class DiffusionReRanker(pt.Transformer):
         out = out.sort_values(["qid", "_first"], ascending=[True, False], kind="stable").reset_index(drop=True)
         return out.assign(position=out.groupby("qid", sort=False).cumcount())
 
-    def _signals(self, ranked: pd.DataFrame) -> np.ndarray:
-        scorer = LayerScorer(self.encoder_at(self.space.precisions[0]), self.heads)
+    def signals(self, ranked: pd.DataFrame) -> np.ndarray:
+        """The query signals Û reads (:data:`~pyterrier_gaia.rankers.query_signals.SIGNALS`), a row per query
+        of ``ranked`` (first-stage order, as :meth:`in_first_stage_order` gives it), in qid order."""
+        first = self.space.precisions[0]
+        scorer = LayerScorer(self.encoder_at(first), self.heads_at(first))
         return query_signals(scorer, ranked, self.k, self.probe_depth, self.probe_layer, self.batch_size)
 
     # ----- fitting the usefulness model
@@ -227,42 +235,61 @@ class DiffusionReRanker(pt.Transformer):
         _check_qrels(qrels)
         folds = positive_integer("DiffusionReRanker.fit", "folds", folds)
         ranked = self._fit_sample(self.in_first_stage_order(candidates), "DiffusionReRanker.fit")
-        signals = self._signals(ranked)
-        layer_scores = {p: self._layer_scores(p, ranked) for p in self.space.precisions}
+        signals = self.signals(ranked)
         grid = self.space.grid()
-        rows, rankings, pseudo = [], [], []
-        groups = ranked.groupby(pd.factorize(ranked["qid"])[0], sort=True).indices
-        for code, members in groups.items():
-            first = ranked["_first"].to_numpy()[members]
-            qid, docnos = ranked["qid"].iloc[members[0]], ranked["docno"].to_numpy()[members]
-            _, _, full = _replay(first, layer_scores[self.space.precisions[0]][members], len(members), 2.0, self.k,
-                                 self.interpolate)
-            pseudo.append(pseudo_qrels(qid, docnos, full))
-            for budget in grid:
-                order, exit_index, _ = _replay(first, layer_scores[budget.precision][members],
-                                               min(budget.depth, len(members)), budget.agreement, self.k,
-                                               self.interpolate)
-                rankings.append((qid, docnos[order]))
-                rows.append((code, *self.space.point(budget), budget.agreement,
-                             (exit_index + 1) / self.encoder.num_layers))
-        table = np.array(rows)
-        target = ndcg(rankings, qrels if qrels is not None else pd.concat(pseudo), self.k)
-        frame = pd.DataFrame(table[:, 4:], columns=["agreement", "fraction"])
-        self.layers = LayerFraction(frame.groupby("agreement")["fraction"].mean().to_dict(), self.space)
-        queries, x = table[:, 0].astype(int), table[:, 1:4]
+        table, pseudo = self.replay(ranked, {p: self.layer_scores(p, ranked) for p in self.space.precisions}, grid)
+        target = ndcg(list(zip(table["qid"], table["ranking"])), qrels if qrels is not None else pseudo, self.k)
+        self.fit_usefulness(signals, table, grid, target, folds,
+                            f"nDCG@{self.k} against " + ("qrels" if qrels is not None else "the full budget's scores"))
+        return self
+
+    def fit_usefulness(self, signals: np.ndarray, table: pd.DataFrame, grid, target, folds: int = 4,
+                       described: str = "") -> np.ndarray:
+        """Fit Û and the layer fractions on replayed budgets (``table`` and ``grid`` as :meth:`replay` gives
+        them, ``signals`` as :meth:`signals`) to ``target`` (one value per row of ``table``; ``described``
+        says what it is in ``usefulness.info``). Returns Û's out-of-fold predictions of ``target``, each
+        from a model fitted on the other folds' queries (``folds`` groups of whole queries)."""
+        target = np.asarray(target, dtype=float)
+        self.layers = LayerFraction(table.groupby("agreement")["fraction"].mean().to_dict(), self.space)
+        queries = table["query"].to_numpy()
+        x = np.array([self.space.point(budget) for budget in grid])[np.arange(len(table)) % len(grid)]
         usefulness = Usefulness.fit(signals[queries], x, target, self.layers)
+        count = int(queries.max()) + 1
         predicted = Usefulness.out_of_fold(signals[queries], x, target, self.layers, queries,
-                                           min(folds, len(groups)), self.seed)
+                                           min(folds, count), self.seed)
         fixed = grid.index(self.reference_budget(grid))
         at_fixed = np.arange(len(table)) % len(grid) == fixed
         usefulness.info.update(
-            queries=len(groups), folds=min(folds, len(groups)), encoder=fitted_for(self.encoder),
-            target=f"nDCG@{self.k} against " + ("qrels" if qrels is not None else "the full budget's scores"),
+            queries=count, folds=min(folds, count), encoder=fitted_for(self.encoder), target=described,
             r2_held_out=r2(target, predicted), r2_budget=repr(grid[fixed]),
             r2_across_queries=r2(target[at_fixed], predicted[at_fixed]),
             target_spread_across_queries=float(target[at_fixed].std()))
         self.usefulness = usefulness
-        return self
+        return predicted
+
+    def replay(self, ranked: pd.DataFrame, layer_scores: dict, grid) -> tuple:
+        """Every budget of ``grid`` replayed exactly on every query of ``ranked`` (first-stage order, as
+        :meth:`in_first_stage_order` gives it) from ``layer_scores`` (precision -> :meth:`layer_scores`).
+
+        Returns a table with one row per (query, budget), the budgets of ``grid`` in order within each
+        query: the query's ``query`` code (0, 1, ... in qid order) and ``qid``, the budget's ``depth``,
+        ``precision`` and ``agreement``, the ``fraction`` of layers it runs, and its ``ranking`` (docnos,
+        best first); and the pseudo-judgments of every query from its full budget (:func:`pseudo_qrels`)."""
+        rows, pseudo = [], []
+        first_scores, qids, docnos = ranked["_first"].to_numpy(), ranked["qid"].to_numpy(), ranked["docno"].to_numpy()
+        for code, members in ranked.groupby(pd.factorize(ranked["qid"])[0], sort=True).indices.items():
+            first, qid, docs = first_scores[members], qids[members[0]], docnos[members]
+            _, _, full = _replay(first, layer_scores[self.space.precisions[0]][members], len(members), 2.0, self.k,
+                                 self.interpolate)
+            pseudo.append(pseudo_qrels(qid, docs, full))
+            for budget in grid:
+                order, exit_index, _ = _replay(first, layer_scores[budget.precision][members],
+                                               min(budget.depth, len(members)), budget.agreement, self.k,
+                                               self.interpolate)
+                rows.append((code, qid, budget.depth, budget.precision, budget.agreement,
+                             (exit_index + 1) / self.encoder.num_layers, docs[order]))
+        table = pd.DataFrame(rows, columns=["query", "qid", "depth", "precision", "agreement", "fraction", "ranking"])
+        return table, pd.concat(pseudo, ignore_index=True)
 
     def reference_budget(self, grid) -> Budget:
         """The fixed budget ``usefulness.info["r2_across_queries"]`` is measured at: of the grid's
@@ -288,10 +315,12 @@ class DiffusionReRanker(pt.Transformer):
             usable = np.random.default_rng(self.seed).choice(usable, size=limit, replace=False)
         return ranked[ranked["qid"].isin(set(usable))].reset_index(drop=True)
 
-    def _layer_scores(self, precision: str, ranked: pd.DataFrame) -> np.ndarray:
-        """Every candidate's score estimate after every layer at ``precision`` (rows x layers)."""
+    def layer_scores(self, precision: str, ranked: pd.DataFrame) -> np.ndarray:
+        """Every candidate's score estimate after every layer at ``precision`` (rows of ``ranked`` x layers;
+        through the ranker's exit heads if they were fitted at ``precision``, else the model's own head on
+        each layer)."""
         encoder = self.encoder_at(precision)
-        scorer = LayerScorer(encoder, self.heads)
+        scorer = LayerScorer(encoder, self.heads_at(precision))
         data = layer_outputs(scorer, ranked, self.batch_size, self.verbose)
         return np.stack([encoder.pair_scores(scorer.outputs(layer, data["own"][layer], data["first_stage"]),
                                              data["inputs"])
@@ -304,7 +333,7 @@ class DiffusionReRanker(pt.Transformer):
         terms = CostTerms(self.cost_model, [self.cost_stage(p) for p in self.space.precisions], self.space,
                           self.encoder, [self.encoder_at(p).weight_bytes for p in self.space.precisions],
                           self.batch_size, self.layers)
-        return GreenPotential(self.weights, self.usefulness, terms, self._signals(ranked_top),
+        return GreenPotential(self.weights, self.usefulness, terms, self.signals(ranked_top),
                               self._query_costs(ranked_top))
 
     def draw(self, potential: GreenPotential, qids) -> np.ndarray:

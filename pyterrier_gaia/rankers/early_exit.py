@@ -124,6 +124,7 @@ class EarlyExitReRanker(pt.Transformer):
 
             docs = out.drop_duplicates("docno").sort_values("docno", kind="stable")
             self._fit_key = {"model": model_label(self.encoder), "architecture": config_hash(self.encoder),
+                             "precision": self.encoder.precision,
                              "kind": self.encoder.kind, "package": __version__, "settings": SELF_FIT,
                              "first_stage": reads_first_stage(self.encoder, out.columns),
                              "collection": collection_key(self.collection, docs["docno"].astype(str),

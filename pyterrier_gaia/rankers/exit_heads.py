@@ -94,9 +94,11 @@ class ExitHeads:
     >>> heads = ExitHeads.load("heads/", enc, "vaswani")
     """
 
-    def __init__(self, kind, model, config, collection, layers, weights, held, info, first_stage=False):
+    def __init__(self, kind, model, config, collection, layers, weights, held, info, first_stage=False,
+                 precision="fp32"):
         self.kind, self.model, self.config, self.collection = kind, model, config, collection
         self.first_stage = bool(first_stage)   # whether the heads read first-stage features
+        self.precision = str(precision)        # of the states they were fitted on (int8 states differ)
         self.layers = int(layers)
         self.weights = {int(l): np.asarray(w, dtype=np.float32) for l, w in weights.items()}
         # held-out pairs: their pseudo-query (codes), full-depth score, and each head's estimate
@@ -105,7 +107,7 @@ class ExitHeads:
         self.info = info
 
     def __repr__(self):
-        return (f"ExitHeads({self.kind}, model={self.model!r}, collection={self.collection!r}, "
+        return (f"ExitHeads({self.kind}, model={self.model!r}, {self.precision}, collection={self.collection!r}, "
                 f"layers={sorted(self.weights)})")
 
     # ----- using
@@ -123,11 +125,16 @@ class ExitHeads:
         return states @ weight[:-1] + weight[-1]
 
     def check(self, encoder) -> None:
-        """Raise a ValueError unless these heads were fitted for ``encoder``'s model and architecture."""
+        """Raise a ValueError unless these heads were fitted for ``encoder``'s model and architecture, at
+        its precision (a head reads the layer's states, and int8 states are not fp32's)."""
         if (encoder.kind, model_label(encoder), config_hash(encoder)) != (self.kind, self.model, self.config):
             raise ValueError(f"ExitHeads: heads fitted for {self.kind}-encoder {self.model!r} (architecture "
                              f"hash {self.config}, {self.layers} layers) cannot serve {fitted_for(encoder)}; "
                              f"fit heads for it (ExitHeads.fit, or the ranker's .fit)")
+        if encoder.precision != self.precision:
+            raise ValueError(f"ExitHeads: heads fitted on {self.model!r}'s {self.precision} states cannot serve it "
+                             f"at {encoder.precision} (its states differ); fit heads at {encoder.precision} "
+                             f"(ExitHeads.fit with the {encoder.precision} encoder, or let the ranker fit its own)")
 
     def margins(self, layers, k: int, error_rate: float) -> dict:
         """The cascade's margin at each of ``layers``, such that a document of a query's full-depth top
@@ -257,7 +264,7 @@ class ExitHeads:
             for layer, (weight, _) in fitted.items():
                 weight[-1 - len(FIRST_STAGE):-1] *= scales[layer]
         heads = cls(encoder.kind, model_label(encoder), config_hash(encoder), str(collection), encoder.num_layers,
-                    {layer: weight for layer, (weight, _) in fitted.items()}, held, {}, first_stage)
+                    {layer: weight for layer, (weight, _) in fitted.items()}, held, {}, first_stage, encoder.precision)
         own = {layer: _pair_scores(encoder, runs, [data["own"][layer] for data, _ in runs]) for layer in layers}
         heads.info = {**(info or {}), "queries": len(queries), "fit_pairs": len(qids), "fit_inputs": len(target),
                       "folds": folds, "seed": seed,
@@ -282,8 +289,8 @@ class ExitHeads:
 
     # ----- storing
     def key(self) -> str:
-        """File stem these heads are saved under: model, collection and architecture hash."""
-        return heads_key(self.model, self.collection, self.config)
+        """File stem these heads are saved under: model, collection, architecture hash and precision."""
+        return heads_key(self.model, self.collection, self.config, self.precision)
 
     def save(self, folder) -> Path:
         """Write the heads to ``folder/<key>.npz`` and return that path."""
@@ -294,7 +301,8 @@ class ExitHeads:
     def write(self, path) -> Path:
         """Write the heads to the file ``path`` (numpy's .npz, no pickles) and return it."""
         meta = {"kind": self.kind, "model": self.model, "config": self.config, "collection": self.collection,
-                "layers": self.layers, "info": self.info, "first_stage": list(FIRST_STAGE) if self.first_stage else []}
+                "layers": self.layers, "info": self.info, "first_stage": list(FIRST_STAGE) if self.first_stage else [],
+                "precision": self.precision}
         arrays = {f"weight_{l}": w for l, w in self.weights.items()}
         arrays.update({f"estimate_{l}": e for l, e in self.held["estimates"].items()})
         arrays.update(held_query=self.held["query"], held_final=self.held["final"])
@@ -311,11 +319,12 @@ class ExitHeads:
             if encoder is None or collection is None:
                 raise ValueError(f"ExitHeads.load: {path} is a folder; give the encoder and the collection "
                                  f"name to pick heads from it (or the path of a .npz file)")
-            wanted = path / f"{heads_key(model_label(encoder), str(collection), config_hash(encoder))}.npz"
+            wanted = path / f"{heads_key(model_label(encoder), str(collection), config_hash(encoder), encoder.precision)}.npz"
             if not wanted.is_file():
                 saved = sorted(p.name for p in path.glob("*.npz"))
                 raise FileNotFoundError(f"ExitHeads.load: no heads for model {model_label(encoder)!r} (architecture "
-                                        f"hash {config_hash(encoder)}) on collection {collection!r} in {path}; "
+                                        f"hash {config_hash(encoder)}, {encoder.precision}) on collection "
+                                        f"{collection!r} in {path}; "
                                         f"saved there: {saved or 'nothing'}")
             path = wanted
         if not path.is_file():
@@ -330,7 +339,7 @@ class ExitHeads:
             raise ValueError(f"ExitHeads.load: {path} reads first-stage features {first_stage}; this version of "
                              f"pyterrier-gaia computes {list(FIRST_STAGE)}: fit the heads again")
         heads = cls(meta["kind"], meta["model"], meta["config"], meta["collection"], meta["layers"], weights,
-                    held, meta["info"], bool(first_stage))
+                    held, meta["info"], bool(first_stage), meta.get("precision", "fp32"))  # older files: fp32
         if collection is not None and heads.collection != str(collection):
             raise ValueError(f"ExitHeads.load: {path} holds heads for collection {heads.collection!r}, "
                              f"not {collection!r}")
@@ -376,9 +385,10 @@ def _pair_scores(encoder, runs, outputs) -> np.ndarray:
     return np.concatenate([encoder.pair_scores(values, data["inputs"]) for values, (data, _) in zip(outputs, runs)])
 
 
-def heads_key(model: str, collection: str, config: str) -> str:
+def heads_key(model: str, collection: str, config: str, precision: str = "fp32") -> str:
+    """The file stem of heads (fp32 heads keep the stem they had before heads knew their precision)."""
     slug = lambda text: re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")  # noqa: E731
-    return f"{slug(model)}--{slug(collection)}--{config}"
+    return f"{slug(model)}--{slug(collection)}--{config}" + ("" if precision == "fp32" else f"--{precision}")
 
 
 def pseudo_queries(docs, count: int, words, rng) -> pd.DataFrame:
