@@ -12,9 +12,9 @@ Per collection, one metered ``gaia.Experiment`` of:
 - every fixed budget: depth (``--depths``, default 10, 20, 50, 100) x precision (fp32, int8) x exit
   setting (``--exits``: ``none``; ``query``, the early-exit re-ranker with the model's own head, no
   cascade, stopping a query at agreement 0.9; ``cascade``, the early-exit re-ranker's per-document
-  cascade with its defaults, over depths above k), fused as the reference. The cascade's exit heads are
-  fitted by the ranker itself on the first 12 topics at depth 100 before the experiment and cached by
-  collection name, so every cascade system runs as a second run would;
+  cascade with its defaults, over depths above k), fused as the reference. The cascade's exit heads (one
+  set per precision) are fitted by the ranker itself on the first 12 topics at depth 100 before the
+  experiment and cached by collection name, so every cascade system runs as a second run would;
 - ``gaia.DiffusionReRanker`` with its defaults (and ``interpolate`` as the reference), and at the
   weights (1, 0, u) of ``--weights``, all sharing one self-fit.
 
@@ -84,10 +84,11 @@ def fit_cascade_heads(ce, bm25, topics, collection):
     """Let the cascade fit its exit heads on the first topics at depth 100, as its first run would, and
     cache them by ``collection`` (outside the experiment: its systems then run as a second run)."""
     from pyterrier_gaia.rankers.early_exit import SELF_FIT
-    ranker = gaia.EarlyExitReRanker(ce, collection=collection)
-    ranker(bm25(topics.head(SELF_FIT["queries"])))
-    print(f"cascade exit heads: fitted on {ranker.heads.info['queries']} queries, cached as {collection!r}"
-          if ranker.heads is not None else "cascade exit heads: too few topics to fit on before the experiment")
+    for precision in PRECISIONS:        # heads read one precision's states: each fits its own
+        ranker = gaia.EarlyExitReRanker(ce.at_precision(precision), collection=collection)
+        ranker(bm25(topics.head(SELF_FIT["queries"])))
+        print(f"cascade exit heads at {precision}: fitted on {ranker.heads.info['queries']} queries, cached as "
+              f"{collection!r}" if ranker.heads is not None else "cascade exit heads: too few topics to fit on")
 
 
 def collection_table(name, spec, topic_count, weights, depths, exits, tmp):
