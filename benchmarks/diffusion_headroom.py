@@ -2,12 +2,14 @@
 topic, against fixed budgets and two oracles.
 
     .venv/bin/python benchmarks/diffusion_headroom.py [--collection vaswani] [--topics 93]
-                                                      [--interpolate 0.3] [--keep scores.pkl]
+                                                      [--interpolate 0.3] [--agreements 0.5 1.1]
+                                                      [--probe-depth 20] [--keep scores.pkl]
                                                       [--data ../shared/data]
 
 Each topic's BM25 top 100 is scored by the bundled cross-encoder (ms-marco-MiniLM-L-12-v2) after
 every layer at fp32 and at int8 (``DiffusionReRanker.layer_scores``, what the ranker's fit does).
-Every budget of a grid (11 depths from 10 to 100 x the two precisions x 6 exit thresholds) is then
+Every budget of a grid (11 depths from 10 to 100 x the two precisions x up to 6 exit thresholds
+between ``--agreements``; the ranker's options ``--agreements`` and ``--probe-depth``) is then
 replayed exactly per topic (``DiffusionReRanker.replay``) and scored three ways: nDCG@10 against the
 judgments; nDCG@10 against the pseudo-judgments the ranker fits on without judgments (the full
 budget's scores); and its cost, the layer FLOPs of the pairs it runs (the encoder's own counts), int8's
@@ -59,7 +61,7 @@ def layer_scores(ranker, ranked):
     return scores, seconds
 
 
-def replayed(name, spec, topic_count, interpolate, tmp, keep=None):
+def replayed(name, spec, topic_count, tmp, keep=None, **options):
     """Per (topic, budget): its cost in fp32-equivalent layer GFLOPs and its nDCG@10 against the
     judgments and the pseudo-judgments; and the CPU-time ratio of int8 to fp32."""
     ds = gaia.datasets.get(spec)
@@ -68,7 +70,7 @@ def replayed(name, spec, topic_count, interpolate, tmp, keep=None):
     topics = topics[topics["qid"].isin(qrels["qid"])].head(topic_count)
     bm25 = gaia.LuceneIndex(Path(tmp) / name).index(ds.get_corpus_iter()).bm25(num_results=DEPTH)
     encoder = gaia.CrossEncoder()
-    ranker = gaia.DiffusionReRanker(encoder, interpolate=interpolate)
+    ranker = gaia.DiffusionReRanker(encoder, **options)
     ranked = ranker.in_first_stage_order(bm25(topics))
     if keep is not None and Path(keep).exists():
         ranked, scores, seconds = pd.read_pickle(keep)
@@ -131,14 +133,18 @@ def main():
     parser.add_argument("--collection", default="vaswani", choices=sorted(COLLECTIONS))
     parser.add_argument("--topics", type=int, default=1000, help="topics (the first with judgments; default all)")
     parser.add_argument("--interpolate", type=float, default=0.3, help="fusion with BM25 (α), as the reference")
+    parser.add_argument("--agreements", type=float, nargs=2, default=[0.5, 1.1],
+                        help="the ranker's exit thresholds (lowest, highest); 1.1 1.1: no query-level exit")
+    parser.add_argument("--probe-depth", type=int, default=20, help="the ranker's probe_depth (0: no probe)")
     parser.add_argument("--keep", help="a file to keep the layer scores in (read back if it exists)")
     parser.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
     args = parser.parse_args()
     pd.set_option("display.width", 200)
     with tempfile.TemporaryDirectory() as tmp:
         spec = COLLECTIONS[args.collection].format(data=args.data)
-        table = replayed(args.collection, spec, args.topics, args.interpolate, tmp, args.keep)
-    full_budget = (DEPTH, "fp32", 1.1)
+        table = replayed(args.collection, spec, args.topics, tmp, args.keep, interpolate=args.interpolate,
+                         agreements=tuple(args.agreements), probe_depth=args.probe_depth)
+    full_budget = (DEPTH, "fp32", args.agreements[1])
     points, reference = fronts(table, full_budget)
     print(f"full budget (depth {DEPTH}, fp32, no exit, fused α={args.interpolate:g}): nDCG@10 {reference:.4f}; "
           f"costs are layer GFLOPs per topic (fp32-equivalent), not energy")

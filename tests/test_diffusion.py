@@ -12,6 +12,7 @@ import pyterrier as pt
 import pytest
 
 import pyterrier_gaia as gaia
+from pyterrier_gaia.cost.counts import counting
 from pyterrier_gaia.rankers.budget_space import Budget, BudgetSpace
 from pyterrier_gaia.rankers.diffusion import pseudo_qrels
 from pyterrier_gaia.rankers.measures import ndcg, top_overlap
@@ -342,7 +343,7 @@ def test_missing_columns_are_named(fitted, slice_candidates):
     (dict(depths=(0, 10)), "depths="), (dict(depths=(20, 10)), "depths="),
     (dict(precisions=["fp32", "fp32"]), "distinct precisions"), (dict(agreements=(0.9, 0.5)), "agreements="),
     (dict(precisions=["fp32", "nf5"]), "nf5"), (dict(interpolate=2), "interpolate="),
-    (dict(probe_layer=9), "probe_layer=9"), (dict(steps=0), "steps=0")])
+    (dict(probe_layer=9), "probe_layer=9"), (dict(probe_depth=-1), "probe_depth=-1"), (dict(steps=0), "steps=0")])
 def test_bad_options_are_named(tiny_bi, options, message):
     with pytest.raises(ValueError, match=message):
         gaia.DiffusionReRanker(tiny_bi, **options)
@@ -410,6 +411,20 @@ def test_pseudo_ndcg_tracks_effectiveness_where_top_k_overlap_does_not():
     assert values[0] == pytest.approx(1.0)
     assert values[1] > 0.999 and top_overlap(near_tie[:10], docnos[:10]) == 0.9
     assert values[2] == pytest.approx(0.94, abs=0.005)
+
+
+def test_no_probe_and_no_exit_lever(tiny_bi, slice_candidates):
+    """probe_depth=0: Û reads the first-stage signals alone (the probe's are 0, no layer runs for them);
+    agreements=(1.1, 1.1): budgets are depth x precision, never exiting early; it fits and re-ranks."""
+    ranker = gaia.DiffusionReRanker(tiny_bi, depths=DEPTHS, probe_depth=0, agreements=(1.1, 1.1))
+    ranked = ranker.in_first_stage_order(slice_candidates)
+    with counting() as scope:
+        signals = ranker.signals(ranked)
+    assert (signals[:, 5:8] == 0).all() and (signals[:, :5] != 0).any() and not scope.counts.get("flops")
+    ranker.fit(slice_candidates)
+    ranker.cost_model = known_costs(ranker)
+    out = ranker(slice_candidates)
+    assert (out["agreement"] == 1.1).all() and (out.groupby("qid")["layers"].first() == tiny_bi.num_layers).all()
 
 
 def test_replay_gives_each_budget_its_ranking(fitted, slice_candidates):

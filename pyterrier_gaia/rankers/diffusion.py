@@ -89,10 +89,12 @@ class DiffusionReRanker(pt.Transformer):
         self.interpolate = check_weight(where, interpolate)
         self.probe_layer = positive_integer(f"{where} ({encoder.model_name!r} has {encoder.num_layers} layers)",
                                             "probe_layer", probe_layer, encoder.num_layers)
-        self.k, self.probe_depth, self.batch_size, self.fit_queries, self.calibration_queries = (
+        self.k, self.batch_size, self.fit_queries, self.calibration_queries = (
             positive_integer(where, name, value)
-            for name, value in (("k", k), ("probe_depth", probe_depth), ("batch_size", batch_size),
-                                ("fit_queries", fit_queries), ("calibration_queries", calibration_queries)))
+            for name, value in (("k", k), ("batch_size", batch_size), ("fit_queries", fit_queries),
+                                ("calibration_queries", calibration_queries)))
+        # 0: no probe, Û reads the first-stage signals alone
+        self.probe_depth = 0 if probe_depth == 0 else positive_integer(where, "probe_depth", probe_depth)
         if self.fit_queries < MIN_FIT_QUERIES:
             raise ValueError(f"{where}: fit_queries={fit_queries!r}; expected at least {MIN_FIT_QUERIES} (the "
                              f"usefulness model is fitted across queries)")

@@ -1,7 +1,8 @@
 """Signals of a query that say how much neural re-ranking will change its top k, read before any budget
 is spent on it (the usefulness model's inputs). They separate queries, not only budgets: pre-retrieval
 and post-retrieval query-performance predictors over the first-stage scores of its candidates, and a
-cheap probe (the encoder's first ``probe_layer`` layers over the top ``probe_depth`` candidates).
+cheap probe (the encoder's first ``probe_layer`` layers over the top ``probe_depth`` candidates; none
+when ``probe_depth`` is 0).
 
 First-stage score distribution (the candidates' scores stand in for the collection's):
 
@@ -45,6 +46,9 @@ def query_signals(scorer, ranked: pd.DataFrame, k: int, probe_depth: int, probe_
     all_scores = ranked["score"].to_numpy(dtype=float)
     for code, rows in pd.Series(np.arange(len(ranked))).groupby(codes).indices.items():
         signals[code, :5] = score_distribution(all_scores[rows], k, max(words[code], 1))
+    signals[:, 8] = np.log1p(words)
+    if probe_depth == 0:                          # no probe: its signals stay 0 (Û reads none of them)
+        return signals
     probed = ranked[position < probe_depth]
     first_stage = scorer.first_stage(ranked)      # of all the candidates, as the heads were fitted on
     similarity = probe(scorer, probed, probe_layer, batch_size,
@@ -56,7 +60,6 @@ def query_signals(scorer, ranked: pd.DataFrame, k: int, probe_depth: int, probe_
         signals[code, 6] = 1 - _spearman(scores, -np.arange(len(rows), dtype=float))
         top = min(k, len(rows))
         signals[code, 7] = top_overlap(np.argsort(-scores, kind="stable")[:top], np.arange(top))
-    signals[:, 8] = np.log1p(words)
     return signals
 
 
