@@ -36,7 +36,7 @@ import pandas as pd
 import pyterrier as pt
 
 import pyterrier_gaia as gaia
-from pyterrier_gaia.rankers.fusion import fuse, rescored
+from pyterrier_gaia.rankers.fusion import rescored
 
 COLLECTIONS = {"vaswani": "vaswani", "cranfield": "cranfield:{data}/cranfield", "cacm": "cacm:{data}/cacm"}
 FUSION = 0.3
@@ -50,10 +50,10 @@ KEEP = 0.99
 def reference(ce, bm25, topics, qrels):
     """(name, α or None, nDCG@10) of the stronger of plain and fused fp32 re-ranking of the top 100 (one
     re-ranking, fused afterwards: the fusion needs only the scores)."""
-    plain = (bm25 >> ce.reranker())(topics)
-    first = bm25(topics)[["qid", "docno", "score"]].rename(columns={"score": "first"})
-    joined = plain.merge(first, on=["qid", "docno"])
-    fused = rescored(joined.drop(columns="first"), fuse(FUSION, joined["first"], joined["score"], joined["qid"]))
+    candidates = bm25(topics)
+    plain = ce.reranker()(candidates)
+    neural = candidates[["qid", "docno"]].merge(plain[["qid", "docno", "score"]], on=["qid", "docno"], how="left")
+    fused = rescored(candidates, neural["score"], FUSION)
     table = pt.Experiment([plain, fused], topics, qrels, [pt.measures.nDCG @ 10], names=["plain", "fused"])
     plain, fused = table["nDCG@10"]
     print(f"reference candidates: plain fp32 top 100 {plain:.4f}, fused (α={FUSION}) {fused:.4f}")
@@ -84,9 +84,10 @@ def fit_cascade_heads(ce, bm25, topics, collection):
     """Let the cascade fit its exit heads on the first topics at depth 100, as its first run would, and
     cache them by ``collection`` (outside the experiment: its systems then run as a second run)."""
     from pyterrier_gaia.rankers.early_exit import SELF_FIT
+    candidates = bm25(topics.head(SELF_FIT["queries"]))
     for precision in PRECISIONS:        # heads read one precision's states: each fits its own
         ranker = gaia.EarlyExitReRanker(ce.at_precision(precision), collection=collection)
-        ranker(bm25(topics.head(SELF_FIT["queries"])))
+        ranker(candidates)
         print(f"cascade exit heads at {precision}: fitted on {ranker.heads.info['queries']} queries, cached as "
               f"{collection!r}" if ranker.heads is not None else "cascade exit heads: too few topics to fit on")
 

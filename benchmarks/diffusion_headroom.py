@@ -76,7 +76,7 @@ def replayed(name, spec, topic_count, tmp, keep=None, **options):
         ranked, scores, seconds = pd.read_pickle(keep)
         print(f"layer scores read from {keep}")
     else:
-        ranked, scores, seconds = ranked, *layer_scores(ranker, ranked)
+        scores, seconds = layer_scores(ranker, ranked)
         if keep is not None:
             pd.to_pickle((ranked, scores, seconds), keep)
     weight = {p: seconds[p] / seconds["fp32"] for p in seconds}
@@ -109,7 +109,7 @@ def replayed(name, spec, topic_count, tmp, keep=None, **options):
 
 
 def fronts(table, full_budget):
-    """(policy, u or budget, mean cost, mean nDCG@10) of every point of the three policies."""
+    """(policy, u or budget, mean cost, mean nDCG@10) of every point of the four policies."""
     budgets = table[["depth", "precision", "agreement"]].apply(tuple, axis=1)
     count = len(pd.unique(budgets))
     cost = table["cost"].to_numpy().reshape(-1, count)
