@@ -1,7 +1,8 @@
 """Diffusion-tuned re-ranking with the bundled cross-encoder against the reference and every fixed budget.
 
     .venv/bin/python benchmarks/diffusion.py [--collections vaswani cranfield cacm] [--topics 50]
-                                             [--weights 4 16 64] [--depths 10 20 50 100]
+                                             [--keeps 0.98 0.995] [--weights]
+                                             [--depths 10 20 50 100]
                                              [--exits none query cascade]
                                              [--figures docs/figures] [--data ../shared/data]
 
@@ -10,13 +11,14 @@ Per collection, one metered ``gaia.Experiment`` of:
 - the reference: BM25 top 100 re-ranked by the bundled cross-encoder (ms-marco-MiniLM-L-12-v2) at
   fp32, fused with BM25 at α = 0.3 when that is stronger on the collection (the script says which);
 - every fixed budget: depth (``--depths``, default 10, 20, 50, 100) x precision (fp32, int8) x exit
-  setting (``--exits``: ``none``; ``query``, the early-exit re-ranker with the model's own head, no
+  setting (``--exits``: ``none`` (fp32 top 100 is the reference); ``query``, the early-exit re-ranker with the model's own head, no
   cascade, stopping a query at agreement 0.9; ``cascade``, the early-exit re-ranker's per-document
   cascade with its defaults, over depths above k), fused as the reference. The cascade's exit heads (one
   set per precision) are fitted by the ranker itself on the first 12 topics at depth 100 before the
   experiment and cached by collection name, so every cascade system runs as a second run would;
-- ``gaia.DiffusionReRanker`` with its defaults (and ``interpolate`` as the reference), and at the
-  weights (1, 0, u) of ``--weights``, all sharing one self-fit.
+- ``gaia.DiffusionReRanker`` with its defaults (``keep=0.99``, and ``interpolate`` as the reference),
+  at each ``keep`` of ``--keeps``, and at fixed weights (1, 0, u) of ``--weights`` (none by default),
+  all sharing one self-fit.
 
 Nothing is fitted on judgments: the diffusion re-ranker fits itself on its first call with enough
 queries (the experiment's own candidates, the full budget's scores as pseudo-labels) and that fit is
@@ -66,7 +68,7 @@ def fixed_budgets(ce, bm25, alpha, depths, exits, collection):
     for precision in PRECISIONS:
         encoder = ce.at_precision(precision)
         for depth in depths:
-            if "none" in exits:
+            if "none" in exits and (precision, depth) != ("fp32", 100):     # that one is the reference
                 rows.append((f"{precision} top {depth}", f"fixed {precision}",
                              bm25 % depth >> encoder.reranker(interpolate=alpha)))
             if "query" in exits:
@@ -92,7 +94,7 @@ def fit_cascade_heads(ce, bm25, topics, collection):
               f"{collection!r}" if ranker.heads is not None else "cascade exit heads: too few topics to fit on")
 
 
-def collection_table(name, spec, topic_count, weights, depths, exits, tmp):
+def collection_table(name, spec, topic_count, keeps, weights, depths, exits, tmp):
     ds = gaia.datasets.get(spec)
     qrels = ds.get_qrels()
     topics = ds.get_topics()
@@ -108,6 +110,7 @@ def collection_table(name, spec, topic_count, weights, depths, exits, tmp):
         fit_cascade_heads(ce, bm25, topics, name)
     compared += fixed_budgets(ce, bm25, alpha, depths, exits, name)
     compared += [("diffusion (defaults)", "diffusion", bm25 >> diffusion)]
+    compared += [(f"diffusion keep={keep:g}", "diffusion", bm25 >> diffusion.with_weights(keep=keep)) for keep in keeps]
     compared += [(f"diffusion u={u:g}", "diffusion", bm25 >> diffusion.with_weights((1, 0, u))) for u in weights]
     ledger = gaia.Ledger()
     table = gaia.Experiment([p for _, _, p in compared], topics, qrels, [pt.measures.nDCG @ 10, "mrt"],
@@ -121,7 +124,8 @@ def collection_table(name, spec, topic_count, weights, depths, exits, tmp):
           f"{info['r2_across_queries']:.3f} across queries at {info['r2_budget']} "
           f"(target spread across queries {info['target_spread_across_queries']:.3f})")
     drawn = diffusion.budgets(bm25(topics))
-    print(f"default draws: depth q25/q50/q75 {'/'.join(f'{d:.0f}' for d in drawn['depth'].quantile([.25, .5, .75]))}, "
+    print(f"default draws: u={drawn['u'].iloc[0]:g} (solved for keep={diffusion.keep}), depth q25/q50/q75 "
+          f"{'/'.join(f'{d:.0f}' for d in drawn['depth'].quantile([.25, .5, .75]))}, "
           f"int8 {(drawn['precision'] == 'int8').mean():.0%}, exits allowed (threshold <= 1) "
           f"{(drawn['agreement'] <= 1).mean():.0%}")
     return table
@@ -131,7 +135,7 @@ def goals(table):
     """Per diffusion system: its share of the reference's nDCG@10, J/q saving against the reference and
     against the cheapest fixed budget keeping 99% of it."""
     ref = table[table["name"] == "reference"].iloc[0]
-    fixed = table[table["family"].str.startswith("fixed")]
+    fixed = table[table["family"].str.startswith("fixed") | (table["name"] == "reference")]
     keeping = fixed[fixed["nDCG@10"] >= KEEP * ref["nDCG@10"]]
     cheapest = keeping.loc[keeping["J/q"].idxmin()] if len(keeping) else None
     rows = []
@@ -148,7 +152,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--collections", nargs="+", default=list(COLLECTIONS), choices=sorted(COLLECTIONS))
     parser.add_argument("--topics", type=int, default=50, help="topics per collection (the first with judgments)")
-    parser.add_argument("--weights", type=float, nargs="*", default=[4, 16, 64], help="u of weights (1, 0, u)")
+    parser.add_argument("--keeps", type=float, nargs="*", default=[0.98, 0.995],
+                        help="keep= of further diffusion systems (u solved per call)")
+    parser.add_argument("--weights", type=float, nargs="*", default=[], help="u of diffusion systems at fixed weights (1, 0, u)")
     parser.add_argument("--depths", type=int, nargs="+", default=list(DEPTHS), help="depths of the fixed budgets")
     parser.add_argument("--exits", nargs="+", default=list(EXITS), choices=EXITS, help="exit settings of the fixed budgets")
     parser.add_argument("--figures", default=str(Path(__file__).resolve().parents[1] / "docs" / "figures"))
@@ -161,7 +167,7 @@ def main():
         # record), instead of loading a fit cached by an earlier run on the same collection name
         os.environ.setdefault("GAIA_CACHE", str(Path(tmp) / "cache"))
         for name in args.collections:
-            table = collection_table(name, COLLECTIONS[name].format(data=args.data), args.topics, args.weights,
+            table = collection_table(name, COLLECTIONS[name].format(data=args.data), args.topics, args.keeps, args.weights,
                                      args.depths, args.exits, tmp)
             path = gaia.plot_pareto(table, Path(args.figures) / f"diffusion-{name}.png", family="family", logx=True,
                                     title=f"{name}: nDCG@10 against modelled J/q (no RAPL/NVML)")

@@ -1,6 +1,7 @@
 """DiffusionReRanker: per-query re-ranking budgets drawn by Langevin dynamics on a green potential
 (after GaiaFlow), then re-ranking with the drawn budget."""
 import copy
+import numbers
 import platform
 import warnings
 
@@ -10,7 +11,7 @@ import pyterrier as pt
 
 from ..cost.counts import report
 from ..encoders import precision as ladder
-from ..checks import positive_integer
+from ..checks import positive_integer, unit_interval
 from .. import __version__
 from . import diffusion_artifact
 from .budget_space import Budget, BudgetSpace
@@ -34,6 +35,8 @@ MIN_FIT_QUERIES = 3     # queries a fit needs (Û is fitted across queries)
 MIN_FIT_CANDIDATES = 2  # candidates each of them needs (a single candidate has nothing to re-rank)
 PSEUDO_LABELS = "min-max graded full-budget scores"   # what pseudo_qrels grades by (self-fits are cached by it)
 OUTPUT_COLUMNS = ("score", "rank", "depth", "precision", "agreement", "layers", "doc_layers", "steps")
+#: the usefulness weights u tried, smallest first, when u is solved for ``keep`` (see DiffusionReRanker)
+U_CHOICES = tuple(float(u) for u in np.geomspace(0.25, 4096, 29))
 
 
 class DiffusionReRanker(pt.Transformer):
@@ -44,8 +47,9 @@ class DiffusionReRanker(pt.Transformer):
     Langevin dynamics, θ ← θ − η∇U + √(2ηT)·ξ with T annealed from ``temperature[0]`` to
     ``temperature[1]`` over ``steps`` steps, on the relaxed budget space (see
     :mod:`~pyterrier_gaia.rankers.budget_space`; thresholds above 1 never exit early, so the
-    default full budget, depth 100 at fp32 and threshold 1.1, is the full re-ranking), starting
-    from the full budget, under the potential
+    default full budget, depth 100 at fp32 and threshold 1.1, is the full re-ranking; by default
+    ``agreements=(1.1, 1.1)``: budgets are depth x precision, as query-level exits were on no
+    collection's Pareto front, docs/diffusion.md), starting from the full budget, under the potential
 
         U(θ | q) = a·Ê(θ) + c·L̂(θ) − u·Û(θ | q),   ``weights=(a, c, u)``
 
@@ -53,14 +57,23 @@ class DiffusionReRanker(pt.Transformer):
     :class:`gaia.CostModel` with a stage per precision, see :meth:`cost_stage` and
     :func:`gaia.calibrate_costs`), as fractions of the full budget's; Û: the usefulness model fitted
     by :meth:`fit` from the query's signals (query-performance predictors over its first-stage
-    scores, a one-layer probe; see :mod:`~pyterrier_gaia.rankers.query_signals`): the nDCG@k its
-    ranking keeps of the full budget's. The draw is
+    scores; with ``probe_depth`` > 0 also a ``probe_layer``-layer probe of that many candidates, off by
+    default: it cost more than it told; see :mod:`~pyterrier_gaia.rankers.query_signals`): the nDCG@k its
+    ranking keeps of the full budget's. With ``u=None`` (the default) u is solved once, on the first
+    call that draws budgets, and kept (``solved_u``; saved with the ranker): the smallest of
+    :data:`U_CHOICES` whose rounded draws keep, by Û, at least ``keep`` of the full budget's nDCG@k on
+    average over that call's queries (a Lagrange multiplier for "keep 99 %, spend least": queries whose
+    rankings gain least from more work get least; the largest u when none does). So the budget adapts
+    to the collection without judgments, shallow where the first stage already ranks well, deeper
+    where it does not, and a query's budget does not depend on the queries it is called with. A number
+    u is used as given. The draw is
     rounded to a runnable budget and the query's top ``depth`` candidates are re-ranked by a
     :class:`gaia.EarlyExitReRanker` at that precision and exit threshold; the others keep their
     first-stage order below them. With ``interpolate=α`` scores are fused as in ``ReRanker``.
 
     Output columns: ``score``, ``rank``, and per row its query's ``depth``, ``precision``,
-    ``agreement``, ``layers`` (the exit layer) and ``steps`` (Langevin steps), and ``doc_layers``
+    ``agreement``, ``layers`` (the exit layer) and ``steps`` (Langevin steps, over all the draws
+    of the search for u), and ``doc_layers``
     (layers that document ran; 0 below the depth). Draws are seeded per (``seed``, qid).
 
     No set-up calls: what is not given is fitted on the first call, from up to ``fit_queries`` of its
@@ -73,12 +86,12 @@ class DiffusionReRanker(pt.Transformer):
     >>> (bm25 % 100 >> gaia.DiffusionReRanker(gaia.CrossEncoder()))(topics)
     """
 
-    def __init__(self, encoder, cost_model=None, *, weights=(1.0, 0.0, 4.0), depths=(10, 100),
-                 precisions=("fp32", "int8"), agreements=(0.5, 1.1), k=10, heads=None, interpolate=None,
-                 steps=40, step_size=0.1, temperature=(0.01, 1e-4), probe_depth=20, probe_layer=1, seed=0,
+    def __init__(self, encoder, cost_model=None, *, weights=(1.0, 0.0, None), keep=0.99, depths=(10, 100),
+                 precisions=("fp32", "int8"), agreements=(1.1, 1.1), k=10, heads=None, interpolate=None,
+                 steps=40, step_size=0.1, temperature=(0.01, 1e-4), probe_depth=0, probe_layer=1, seed=0,
                  batch_size=32, fit_queries=32, calibration_queries=12, collection=None, verbose=False):
         where = "DiffusionReRanker"
-        self.options = dict(weights=weights, depths=depths, precisions=precisions, agreements=agreements, k=k,
+        self.options = dict(weights=weights, keep=keep, depths=depths, precisions=precisions, agreements=agreements, k=k,
                             interpolate=interpolate, steps=steps, step_size=step_size, temperature=temperature,
                             probe_depth=probe_depth, probe_layer=probe_layer, seed=seed, batch_size=batch_size,
                             fit_queries=fit_queries, calibration_queries=calibration_queries, collection=collection)
@@ -86,6 +99,7 @@ class DiffusionReRanker(pt.Transformer):
             ladder.check(p, encoder.device, where)
         self.space = BudgetSpace(depths, precisions, agreements, k)
         self.weights = _check_weights(weights)
+        self.keep = unit_interval(where, "keep", keep)
         self.interpolate = check_weight(where, interpolate)
         self.probe_layer = positive_integer(f"{where} ({encoder.model_name!r} has {encoder.num_layers} layers)",
                                             "probe_layer", probe_layer, encoder.num_layers)
@@ -114,9 +128,10 @@ class DiffusionReRanker(pt.Transformer):
         self._rankers = {}
         self.usefulness, self.layers = None, None
         self.cost_model = cost_model
+        self.solved_u = None   # u solved for keep on the first call (when weights leave u None)
 
     def __repr__(self):
-        return (f"DiffusionReRanker({self.encoder!r}, weights={self.weights}, {self.space!r}, "
+        return (f"DiffusionReRanker({self.encoder!r}, weights={self.weights}, keep={self.keep}, {self.space!r}, "
                 f"fitted={self.usefulness is not None})")
 
     # ----- configuration
@@ -163,11 +178,14 @@ class DiffusionReRanker(pt.Transformer):
         another package version, is refused); ``options`` such as ``weights=`` override the saved ones."""
         return diffusion_artifact.load(cls, path, encoder, **options)
 
-    def with_weights(self, weights) -> "DiffusionReRanker":
-        """The same fitted re-ranker (models shared) under other weights (a, c, u)."""
+    def with_weights(self, weights=None, keep=None) -> "DiffusionReRanker":
+        """The same fitted re-ranker (models shared) under other ``weights`` (a, c, u; u=None: solved for
+        ``keep``) and/or another ``keep``; what is not given stays."""
         other = copy.copy(self)
-        other.weights = _check_weights(weights)
-        other.options = {**self.options, "weights": other.weights}
+        other.weights = self.weights if weights is None else _check_weights(weights)
+        other.keep = self.keep if keep is None else unit_interval("DiffusionReRanker", "keep", keep)
+        other.options = {**self.options, "weights": other.weights, "keep": other.keep}
+        other.solved_u = None
         return other
 
     def encoder_at(self, precision: str):
@@ -330,13 +348,15 @@ class DiffusionReRanker(pt.Transformer):
 
     # ----- drawing budgets
     def potential(self, ranked_top: pd.DataFrame) -> GreenPotential:
-        """The green potential of each query of ``ranked_top`` (its top candidates, first-stage order)."""
+        """The green potential of each query of ``ranked_top`` (its top candidates, first-stage order), at the
+        ranker's u (the smallest of :data:`U_CHOICES` when u is solved per call)."""
         self._require_fitted()
         terms = CostTerms(self.cost_model, [self.cost_stage(p) for p in self.space.precisions], self.space,
                           self.encoder, [self.encoder_at(p).weight_bytes for p in self.space.precisions],
                           self.batch_size, self.layers)
-        return GreenPotential(self.weights, self.usefulness, terms, self.signals(ranked_top),
-                              self._query_costs(ranked_top))
+        a, c, u = self.weights
+        return GreenPotential((a, c, U_CHOICES[0] if u is None else u), self.usefulness, terms,
+                              self.signals(ranked_top), self._query_costs(ranked_top))
 
     def draw(self, potential: GreenPotential, qids) -> np.ndarray:
         """Langevin draws (queries x 3 points of the unit cube), from the full budget."""
@@ -375,7 +395,8 @@ class DiffusionReRanker(pt.Transformer):
                        for qid, n in available.items()}
             return self._rerank(ranked, budgets, 0, inp["qid"])[columns]
         self.fit_on_first_use(ranked)
-        return self._rerank(ranked, self._budgets(ranked, available), len(self.schedule), inp["qid"])[columns]
+        budgets, _, steps = self._budgets(ranked, available)
+        return self._rerank(ranked, budgets, steps, inp["qid"])[columns]
 
     def _fitted(self) -> bool:
         return self.usefulness is not None and self.cost_model is not None
@@ -422,20 +443,32 @@ class DiffusionReRanker(pt.Transformer):
 
     def budgets(self, candidates: pd.DataFrame) -> pd.DataFrame:
         """The budget drawn for each query of ``candidates`` (as :meth:`transform` would draw it, without
-        re-ranking): one row per qid with its ``depth``, ``precision`` and ``agreement`` threshold."""
+        re-ranking): one row per qid with its ``depth``, ``precision`` and ``agreement`` threshold, and the
+        call's usefulness weight ``u`` (solved for ``keep`` unless the ranker's weights fix it)."""
         self._check(list(candidates.columns))
         ranked = self.in_first_stage_order(candidates)
         self.fit_on_first_use(ranked)
-        drawn = self._budgets(ranked, ranked.groupby("qid", sort=True).size())
-        return pd.DataFrame([{"qid": qid, "depth": b.depth, "precision": b.precision, "agreement": b.agreement}
-                             for qid, b in drawn.items()])
+        drawn, u, _ = self._budgets(ranked, ranked.groupby("qid", sort=True).size())
+        return pd.DataFrame([{"qid": qid, "depth": b.depth, "precision": b.precision, "agreement": b.agreement,
+                              "u": u} for qid, b in drawn.items()])
 
-    def _budgets(self, ranked: pd.DataFrame, available: pd.Series) -> dict:
-        """qid -> the rounded Langevin draw for that query, its depth capped by its ``available`` candidates."""
+    def _budgets(self, ranked: pd.DataFrame, available: pd.Series):
+        """(qid -> the rounded Langevin draw for that query, its depth capped by its ``available``
+        candidates; the u drawn with; Langevin steps per query). u: the weights', else ``solved_u``,
+        else solved now for ``keep`` over these queries and kept."""
         top = ranked[ranked["position"] < self.space.depths[1]].reset_index(drop=True)
         qids = list(available.index)
-        points = self.draw(self.potential(top), qids)
-        return {qid: self.space.round(point, int(available[qid])) for qid, point in zip(qids, points)}
+        potential = self.potential(top)
+        known = self.weights[2] if self.weights[2] is not None else self.solved_u
+        for draws, potential.u in enumerate(U_CHOICES if known is None else (known,), start=1):
+            budgets = {qid: self.space.round(point, int(available[qid]))
+                       for qid, point in zip(qids, self.draw(potential, qids))}
+            points = np.array([self.space.point(budget) for budget in budgets.values()])
+            if known is not None or potential.usefulness.value(potential.signals, points).mean() >= self.keep:
+                break
+        if self.weights[2] is None:
+            self.solved_u = potential.u
+        return budgets, potential.u, draws * len(self.schedule)
 
     def _rerank(self, ranked: pd.DataFrame, budgets, steps: int, queries: pd.Series) -> pd.DataFrame:
         """Re-rank each query's top ``depth`` candidates with its budget (drawn in ``steps`` Langevin
@@ -464,11 +497,14 @@ class DiffusionReRanker(pt.Transformer):
 
 
 def _check_weights(weights):
-    values = tuple(float(w) for w in weights)
-    if len(values) != 3 or any(w < 0 for w in values) or not any(values) or any(np.isnan(values)):
-        raise ValueError(f"DiffusionReRanker: weights={tuple(weights)!r}; expected (a, c, u): three "
-                         f"non-negative weights of energy, latency and usefulness, not all zero")
-    return values
+    """(a, c, u) as floats, u None (solved per call for ``keep``) or a number; else a ValueError."""
+    weights = tuple(weights)
+    valid = lambda w: isinstance(w, numbers.Real) and not isinstance(w, bool) and w >= 0  # noqa: E731 (NaN fails)
+    if len(weights) != 3 or not all(valid(w) for w in weights if w is not None) or weights[:2].count(None) \
+            or not any(w is None or w > 0 for w in weights):
+        raise ValueError(f"DiffusionReRanker: weights={weights!r}; expected (a, c, u): non-negative weights of "
+                         f"energy, latency and usefulness, not all zero (u=None: solved per call for keep=)")
+    return tuple(None if w is None else float(w) for w in weights)
 
 
 def _replay(first: np.ndarray, layer_scores: np.ndarray, depth: int, agreement: float, k: int, interpolate):

@@ -25,7 +25,7 @@ def save(ranker, path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     write_meta(folder, FORMAT, ranker.encoder)
     meta = {"encoder": fitted_for(ranker.encoder), "options": ranker.options,
-            "heads": ranker.heads is not None}
+            "heads": ranker.heads is not None, "solved_u": ranker.solved_u}
     (folder / "diffusion.json").write_text(json.dumps(meta, indent=1, default=_plain))
     save_state(ranker.fitted_state(), folder)
     if ranker.heads is not None:
@@ -50,6 +50,8 @@ def load(cls, path, encoder, **options):
     heads = ExitHeads.load(next((folder / "heads").glob("*.npz")), encoder) if meta["heads"] else None
     ranker = cls(encoder, heads=heads, **{**meta["options"], **options})
     ranker.use_state(load_state(folder, ranker.space))
+    if not {"weights", "keep"} & set(options):     # else it is solved again for them
+        ranker.solved_u = meta.get("solved_u")
     return ranker
 
 
