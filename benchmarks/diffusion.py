@@ -105,13 +105,14 @@ def collection_table(name, spec, topic_count, keeps, weights, depths, exits, tmp
     print(f"\n== {name}: {len(topics)} topics with judgments")
     kind, alpha, _ = reference(ce, bm25, topics, qrels)
     diffusion = gaia.DiffusionReRanker(ce, interpolate=alpha, collection=name)
+    variants = {"diffusion (defaults)": diffusion}
+    variants.update({f"diffusion keep={keep:g}": diffusion.with_weights(keep=keep) for keep in keeps})
+    variants.update({f"diffusion u={u:g}": diffusion.with_weights((1, 0, u)) for u in weights})
     compared = [("BM25", "BM25", bm25), ("reference", "reference", bm25 >> ce.reranker(interpolate=alpha))]
     if "cascade" in exits:
         fit_cascade_heads(ce, bm25, topics, name)
     compared += fixed_budgets(ce, bm25, alpha, depths, exits, name)
-    compared += [("diffusion (defaults)", "diffusion", bm25 >> diffusion)]
-    compared += [(f"diffusion keep={keep:g}", "diffusion", bm25 >> diffusion.with_weights(keep=keep)) for keep in keeps]
-    compared += [(f"diffusion u={u:g}", "diffusion", bm25 >> diffusion.with_weights((1, 0, u))) for u in weights]
+    compared += [(system, "diffusion", bm25 >> ranker) for system, ranker in variants.items()]
     ledger = gaia.Ledger()
     table = gaia.Experiment([p for _, _, p in compared], topics, qrels, [pt.measures.nDCG @ 10, "mrt"],
                             names=[n for n, _, _ in compared], sensors="model", ledger=ledger)
@@ -122,12 +123,16 @@ def collection_table(name, spec, topic_count, keeps, weights, depths, exits, tmp
     print(f"diffusion self-fit: {info['queries']} queries, {fit['wall_s'].sum():.0f} s, {fit['joules'].sum():.0f} J "
           f"(one-off records, modelled); Û held-out R² {info['r2_held_out']:.3f} over (query, budget), "
           f"{info['r2_across_queries']:.3f} across queries at {info['r2_budget']} "
-          f"(target spread across queries {info['target_spread_across_queries']:.3f})")
-    drawn = diffusion.budgets(bm25(topics))
-    print(f"default draws: u={drawn['u'].iloc[0]:g} (solved for keep={diffusion.keep}), depth q25/q50/q75 "
-          f"{'/'.join(f'{d:.0f}' for d in drawn['depth'].quantile([.25, .5, .75]))}, "
-          f"int8 {(drawn['precision'] == 'int8').mean():.0%}, exits allowed (threshold <= 1) "
-          f"{(drawn['agreement'] <= 1).mean():.0%}")
+          f"(target spread across queries {info['target_spread_across_queries']:.3f}); reads the query signals: "
+          f"{info['reads_signals']} (held-out R² with {info['r2_held_out_with_signals']:.3f}, without "
+          f"{info['r2_held_out_without_signals']:.3f})")
+    candidates = bm25(topics)
+    for system, ranker in variants.items():
+        drawn = ranker.budgets(candidates)
+        print(f"{system} draws: u={drawn['u'].iloc[0]:g}, depth q25/q50/q75 "
+              f"{'/'.join(f'{d:.0f}' for d in drawn['depth'].quantile([.25, .5, .75]))}, "
+              f"int8 {(drawn['precision'] == 'int8').mean():.0%}, exits allowed (threshold <= 1) "
+              f"{(drawn['agreement'] <= 1).mean():.0%}")
     return table
 
 
@@ -155,7 +160,8 @@ def main():
     parser.add_argument("--keeps", type=float, nargs="*", default=[0.98, 0.995],
                         help="keep= of further diffusion systems (u solved per call)")
     parser.add_argument("--weights", type=float, nargs="*", default=[], help="u of diffusion systems at fixed weights (1, 0, u)")
-    parser.add_argument("--depths", type=int, nargs="+", default=list(DEPTHS), help="depths of the fixed budgets")
+    parser.add_argument("--depths", type=int, nargs="*", default=list(DEPTHS),
+                        help="depths of the fixed budgets (none: the reference and the diffusion systems alone)")
     parser.add_argument("--exits", nargs="+", default=list(EXITS), choices=EXITS, help="exit settings of the fixed budgets")
     parser.add_argument("--figures", default=str(Path(__file__).resolve().parents[1] / "docs" / "figures"))
     parser.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))

@@ -4,7 +4,8 @@
 
 On the embedded Vaswani collection: BM25's top 100 (``--depth``) re-ranked by the bundled cross-encoder
 (ms-marco-MiniLM-L-12-v2) at fp32 (the reference), at int8, at depth 20, and by
-``gaia.DiffusionReRanker``, which picks a budget per query (depth x precision x exit threshold).
+``gaia.DiffusionReRanker``, which picks a budget per query (depth x precision), spending so that
+the queries keep 99 % of the full re-ranking by its own estimate (``keep=0.99``).
 The diffusion re-ranker is used with no set-up call: its first call fits what it needs from that
 call's own candidates, without judgments, metered as a one-off record of its own (and cached, so a
 second run of this script reads it back). Then ``gaia.tune`` runs it at several weights (a, c, u)

@@ -411,7 +411,26 @@ def test_minilm_usefulness_grows_with_depth(minilm, slice_candidates):
     assert values[5] < values[10] < values[20]
     assert values[20] == pytest.approx(1.0, abs=0.1)  # the full budget is the full re-ranking (a smooth fit)
     assert mean_usefulness(Budget(20, "fp32", 0.5)) < values[20]  # exiting early loses some of it
-    assert ranker.usefulness.info["r2_train"] > 0.5
+    info = ranker.usefulness.info
+    assert info["r2_train"] > 0.2
+    assert info["r2_held_out"] == max(info["r2_held_out_with_signals"], info["r2_held_out_without_signals"])
+
+
+def test_usefulness_reads_signals_only_where_they_predict(fitted):
+    """Signals that tell nothing about the target are left out (one curve over budgets for every
+    query); signals that say how much a query loses at shallow depths are read."""
+    grid, queries = fitted.space.grid(), 12
+    table = pd.DataFrame({"query": np.repeat(np.arange(queries), len(grid)), "fraction": 1.0,
+                          "agreement": [b.agreement for b in grid] * queries})
+    depth = np.array([fitted.space.point(b)[0] for b in grid] * queries)
+    rng = np.random.default_rng(0)
+    signals = rng.normal(size=(queries, 9))
+    ranker = copy.copy(fitted)
+    ranker.fit_usefulness(signals, table, grid, 0.9 + 0.1 * depth + 0.01 * rng.normal(size=len(depth)))
+    assert ranker.usefulness.info["reads_signals"] is False
+    assert not ranker.usefulness.weights[1:].any()                 # the signals' rows are 0
+    ranker.fit_usefulness(signals, table, grid, 0.9 + 0.1 * depth - 0.05 * signals[table["query"], 0] * (1 - depth))
+    assert ranker.usefulness.info["reads_signals"] is True
 
 
 # ----- the usefulness target: nDCG@k against the full budget's scores as graded pseudo-labels

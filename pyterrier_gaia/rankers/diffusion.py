@@ -34,6 +34,7 @@ COST_OPTIONS = ("depths", "precisions", "agreements", "k", "batch_size", "calibr
 MIN_FIT_QUERIES = 3     # queries a fit needs (Û is fitted across queries)
 MIN_FIT_CANDIDATES = 2  # candidates each of them needs (a single candidate has nothing to re-rank)
 PSEUDO_LABELS = "min-max graded full-budget scores"   # what pseudo_qrels grades by (self-fits are cached by it)
+USEFULNESS_FIT = "query signals only where they predict out of fold"   # how Û is fitted (also in the cache key)
 OUTPUT_COLUMNS = ("score", "rank", "depth", "precision", "agreement", "layers", "doc_layers", "steps")
 #: the usefulness weights u tried, smallest first, when u is solved for ``keep`` (see DiffusionReRanker)
 U_CHOICES = tuple(float(u) for u in np.geomspace(0.25, 4096, 29))
@@ -267,22 +268,34 @@ class DiffusionReRanker(pt.Transformer):
                        described: str = "") -> np.ndarray:
         """Fit Û and the layer fractions on replayed budgets (``table`` and ``grid`` as :meth:`replay` gives
         them, ``signals`` as :meth:`signals`) to ``target`` (one value per row of ``table``; ``described``
-        says what it is in ``usefulness.info``). Returns Û's out-of-fold predictions of ``target``, each
-        from a model fitted on the other folds' queries (``folds`` groups of whole queries)."""
+        says what it is in ``usefulness.info``). Û reads the query signals only if that predicts the
+        target better for queries it was not fitted on (out of fold) than one curve over budgets for
+        every query does (``info["reads_signals"]``; both held-out R² in ``info``): signals that do not
+        separate queries would only scatter their budgets around the one that keeps ``keep``. Returns
+        Û's out-of-fold predictions of ``target``, each from a model fitted on the other folds' queries
+        (``folds`` groups of whole queries)."""
         target = np.asarray(target, dtype=float)
         self.layers = LayerFraction(table.groupby("agreement")["fraction"].mean().to_dict(), self.space)
         queries = table["query"].to_numpy()
         x = np.array([self.space.point(budget) for budget in grid])[np.arange(len(table)) % len(grid)]
-        usefulness = Usefulness.fit(signals[queries], x, target, self.layers)
         count = int(queries.max()) + 1
-        predicted = Usefulness.out_of_fold(signals[queries], x, target, self.layers, queries,
-                                           min(folds, count), self.seed)
+        folds = min(folds, count)
+        # with the query signals, and without them (one curve over budgets for every query): the one
+        # whose out-of-fold predictions err less is fitted
+        rows = {True: signals[queries], False: np.zeros(signals[queries].shape)}
+        held = {reads: Usefulness.out_of_fold(rows[reads], x, target, self.layers, queries, folds, self.seed)
+                for reads in rows}
+        reads = bool(np.mean((held[True] - target) ** 2) < np.mean((held[False] - target) ** 2))
+        usefulness, predicted = Usefulness.fit(rows[reads], x, target, self.layers), held[reads]
+        if not reads:
+            usefulness.weights[1:] = 0.0      # fitted on zeros they are 0 up to rounding: exactly, then
         fixed = grid.index(self.reference_budget(grid))
         at_fixed = np.arange(len(table)) % len(grid) == fixed
         usefulness.info.update(
-            queries=count, folds=min(folds, count), encoder=fitted_for(self.encoder), target=described,
-            r2_held_out=r2(target, predicted), r2_budget=repr(grid[fixed]),
-            r2_across_queries=r2(target[at_fixed], predicted[at_fixed]),
+            queries=count, folds=folds, encoder=fitted_for(self.encoder), target=described,
+            reads_signals=reads, r2_held_out=r2(target, predicted),
+            r2_held_out_with_signals=r2(target, held[True]), r2_held_out_without_signals=r2(target, held[False]),
+            r2_budget=repr(grid[fixed]), r2_across_queries=r2(target[at_fixed], predicted[at_fixed]),
             target_spread_across_queries=float(target[at_fixed].std()))
         self.usefulness = usefulness
         return predicted
@@ -424,7 +437,7 @@ class DiffusionReRanker(pt.Transformer):
         if self.usefulness is None:
             key = {**common, "collection": collection_key(self.collection, sample["docno"], sample["text"]),
                    "options": {name: self.options[name] for name in FITTED_OPTIONS + SAMPLING_OPTIONS},
-                   "target": PSEUDO_LABELS}
+                   "target": PSEUDO_LABELS, "fit": USEFULNESS_FIT}
             self.use_state(self._self_fit.get(key, lambda: {**self.fit(sample).fitted_state(), "cost_model": None}))
         if self.cost_model is None:
             key = {**common, "options": {name: self.options[name] for name in COST_OPTIONS}}
@@ -460,15 +473,16 @@ class DiffusionReRanker(pt.Transformer):
         qids = list(available.index)
         potential = self.potential(top)
         known = self.weights[2] if self.weights[2] is not None else self.solved_u
-        for draws, potential.u in enumerate(U_CHOICES if known is None else (known,), start=1):
+        for draws, u in enumerate(U_CHOICES if known is None else (known,), start=1):
+            potential.u = u
             budgets = {qid: self.space.round(point, int(available[qid]))
                        for qid, point in zip(qids, self.draw(potential, qids))}
             points = np.array([self.space.point(budget) for budget in budgets.values()])
             if known is not None or potential.usefulness.value(potential.signals, points).mean() >= self.keep:
                 break
         if self.weights[2] is None:
-            self.solved_u = potential.u
-        return budgets, potential.u, draws * len(self.schedule)
+            self.solved_u = u
+        return budgets, u, draws * len(self.schedule)
 
     def _rerank(self, ranked: pd.DataFrame, budgets, steps: int, queries: pd.Series) -> pd.DataFrame:
         """Re-rank each query's top ``depth`` candidates with its budget (drawn in ``steps`` Langevin
