@@ -73,8 +73,7 @@ class DiffusionReRanker(pt.Transformer):
     first-stage order below them. With ``interpolate=α`` scores are fused as in ``ReRanker``.
 
     Output columns: ``score``, ``rank``, and per row its query's ``depth``, ``precision``,
-    ``agreement``, ``layers`` (the exit layer) and ``steps`` (Langevin steps, over all the draws
-    of the search for u), and ``doc_layers``
+    ``agreement``, ``layers`` (the exit layer) and ``steps`` (Langevin steps of its draw), and ``doc_layers``
     (layers that document ran; 0 below the depth). Draws are seeded per (``seed``, qid).
 
     No set-up calls: what is not given is fitted on the first call, from up to ``fit_queries`` of its
@@ -408,8 +407,8 @@ class DiffusionReRanker(pt.Transformer):
                        for qid, n in available.items()}
             return self._rerank(ranked, budgets, 0, inp["qid"])[columns]
         self.fit_on_first_use(ranked)
-        budgets, _, steps = self._budgets(ranked, available)
-        return self._rerank(ranked, budgets, steps, inp["qid"])[columns]
+        budgets, _ = self._budgets(ranked, available)
+        return self._rerank(ranked, budgets, len(self.schedule), inp["qid"])[columns]
 
     def _fitted(self) -> bool:
         return self.usefulness is not None and self.cost_model is not None
@@ -461,19 +460,19 @@ class DiffusionReRanker(pt.Transformer):
         self._check(list(candidates.columns))
         ranked = self.in_first_stage_order(candidates)
         self.fit_on_first_use(ranked)
-        drawn, u, _ = self._budgets(ranked, ranked.groupby("qid", sort=True).size())
+        drawn, u = self._budgets(ranked, ranked.groupby("qid", sort=True).size())
         return pd.DataFrame([{"qid": qid, "depth": b.depth, "precision": b.precision, "agreement": b.agreement,
                               "u": u} for qid, b in drawn.items()])
 
     def _budgets(self, ranked: pd.DataFrame, available: pd.Series):
         """(qid -> the rounded Langevin draw for that query, its depth capped by its ``available``
-        candidates; the u drawn with; Langevin steps per query). u: the weights', else ``solved_u``,
-        else solved now for ``keep`` over these queries and kept."""
+        candidates; the u drawn with). u: the weights', else ``solved_u``, else solved now for ``keep``
+        over these queries and kept."""
         top = ranked[ranked["position"] < self.space.depths[1]].reset_index(drop=True)
         qids = list(available.index)
         potential = self.potential(top)
         known = self.weights[2] if self.weights[2] is not None else self.solved_u
-        for draws, u in enumerate(U_CHOICES if known is None else (known,), start=1):
+        for u in U_CHOICES if known is None else (known,):
             potential.u = u
             budgets = {qid: self.space.round(point, int(available[qid]))
                        for qid, point in zip(qids, self.draw(potential, qids))}
@@ -482,7 +481,7 @@ class DiffusionReRanker(pt.Transformer):
                 break
         if self.weights[2] is None:
             self.solved_u = u
-        return budgets, u, draws * len(self.schedule)
+        return budgets, u
 
     def _rerank(self, ranked: pd.DataFrame, budgets, steps: int, queries: pd.Series) -> pd.DataFrame:
         """Re-rank each query's top ``depth`` candidates with its budget (drawn in ``steps`` Langevin
