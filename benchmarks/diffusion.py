@@ -11,9 +11,9 @@ Per collection, one metered ``gaia.Experiment`` of:
 - the reference: BM25 top 100 re-ranked by the bundled cross-encoder (ms-marco-MiniLM-L-12-v2) at
   fp32, fused with BM25 at α = 0.3 when that is stronger on the collection (the script says which);
 - every fixed budget: depth (``--depths``, default 10, 20, 50, 100) x precision (fp32, int8) x exit
-  setting (``--exits``: ``none`` (fp32 top 100 is the reference); ``query``, the early-exit re-ranker with the model's own head, no
-  cascade, stopping a query at agreement 0.9; ``cascade``, the early-exit re-ranker's per-document
-  cascade with its defaults, over depths above k), fused as the reference. The cascade's exit heads (one
+  setting (``--exits``: ``none``, fp32 top 100 being the reference; ``query``, the early-exit re-ranker
+  with the model's own head, no cascade, stopping a query at agreement 0.9; ``cascade``, the early-exit
+  re-ranker's per-document cascade with its defaults, over depths above k), fused as the reference. The cascade's exit heads (one
   set per precision) are fitted by the ranker itself on the first 12 topics at depth 100 before the
   experiment and cached by collection name, so every cascade system runs as a second run would;
 - ``gaia.DiffusionReRanker`` with its defaults (``keep=0.99``, and ``interpolate`` as the reference),
@@ -158,8 +158,9 @@ def main():
     parser.add_argument("--collections", nargs="+", default=list(COLLECTIONS), choices=sorted(COLLECTIONS))
     parser.add_argument("--topics", type=int, default=50, help="topics per collection (the first with judgments)")
     parser.add_argument("--keeps", type=float, nargs="*", default=[0.98, 0.995],
-                        help="keep= of further diffusion systems (u solved per call)")
-    parser.add_argument("--weights", type=float, nargs="*", default=[], help="u of diffusion systems at fixed weights (1, 0, u)")
+                        help="keep= of further diffusion systems (u solved on their first call)")
+    parser.add_argument("--weights", type=float, nargs="*", default=[],
+                        help="u of diffusion systems at fixed weights (1, 0, u)")
     parser.add_argument("--depths", type=int, nargs="*", default=list(DEPTHS),
                         help="depths of the fixed budgets (none: the reference and the diffusion systems alone)")
     parser.add_argument("--exits", nargs="+", default=list(EXITS), choices=EXITS, help="exit settings of the fixed budgets")
@@ -173,8 +174,8 @@ def main():
         # record), instead of loading a fit cached by an earlier run on the same collection name
         os.environ.setdefault("GAIA_CACHE", str(Path(tmp) / "cache"))
         for name in args.collections:
-            table = collection_table(name, COLLECTIONS[name].format(data=args.data), args.topics, args.keeps, args.weights,
-                                     args.depths, args.exits, tmp)
+            table = collection_table(name, COLLECTIONS[name].format(data=args.data), args.topics, args.keeps,
+                                     args.weights, args.depths, args.exits, tmp)
             path = gaia.plot_pareto(table, Path(args.figures) / f"diffusion-{name}.png", family="family", logx=True,
                                     title=f"{name}: nDCG@10 against modelled J/q (no RAPL/NVML)")
             front = gaia.pareto(table)

@@ -91,8 +91,8 @@ class DiffusionReRanker(pt.Transformer):
                  steps=40, step_size=0.1, temperature=(0.01, 1e-4), probe_depth=0, probe_layer=1, seed=0,
                  batch_size=32, fit_queries=32, calibration_queries=12, collection=None, verbose=False):
         where = "DiffusionReRanker"
-        self.options = dict(weights=weights, keep=keep, depths=depths, precisions=precisions, agreements=agreements, k=k,
-                            interpolate=interpolate, steps=steps, step_size=step_size, temperature=temperature,
+        self.options = dict(weights=weights, keep=keep, depths=depths, precisions=precisions, agreements=agreements,
+                            k=k, interpolate=interpolate, steps=steps, step_size=step_size, temperature=temperature,
                             probe_depth=probe_depth, probe_layer=probe_layer, seed=seed, batch_size=batch_size,
                             fit_queries=fit_queries, calibration_queries=calibration_queries, collection=collection)
         for p in precisions:
@@ -361,7 +361,7 @@ class DiffusionReRanker(pt.Transformer):
     # ----- drawing budgets
     def potential(self, ranked_top: pd.DataFrame) -> GreenPotential:
         """The green potential of each query of ``ranked_top`` (its top candidates, first-stage order), at the
-        ranker's u (the smallest of :data:`U_CHOICES` when u is solved per call)."""
+        ranker's u (the smallest of :data:`U_CHOICES` while u is still to be solved for ``keep``)."""
         self._require_fitted()
         terms = CostTerms(self.cost_model, [self.cost_stage(p) for p in self.space.precisions], self.space,
                           self.encoder, [self.encoder_at(p).weight_bytes for p in self.space.precisions],
@@ -456,7 +456,7 @@ class DiffusionReRanker(pt.Transformer):
     def budgets(self, candidates: pd.DataFrame) -> pd.DataFrame:
         """The budget drawn for each query of ``candidates`` (as :meth:`transform` would draw it, without
         re-ranking): one row per qid with its ``depth``, ``precision`` and ``agreement`` threshold, and the
-        call's usefulness weight ``u`` (solved for ``keep`` unless the ranker's weights fix it)."""
+        usefulness weight ``u`` drawn with (solved for ``keep`` unless the ranker's weights fix it)."""
         self._check(list(candidates.columns))
         ranked = self.in_first_stage_order(candidates)
         self.fit_on_first_use(ranked)
@@ -510,13 +510,13 @@ class DiffusionReRanker(pt.Transformer):
 
 
 def _check_weights(weights):
-    """(a, c, u) as floats, u None (solved per call for ``keep``) or a number; else a ValueError."""
+    """(a, c, u) as floats, u None (solved for ``keep`` on the first call) or a number; else a ValueError."""
     weights = tuple(weights)
     valid = lambda w: isinstance(w, numbers.Real) and not isinstance(w, bool) and w >= 0  # noqa: E731 (NaN fails)
     if len(weights) != 3 or not all(valid(w) for w in weights if w is not None) or weights[:2].count(None) \
             or not any(w is None or w > 0 for w in weights):
         raise ValueError(f"DiffusionReRanker: weights={weights!r}; expected (a, c, u): non-negative weights of "
-                         f"energy, latency and usefulness, not all zero (u=None: solved per call for keep=)")
+                         f"energy, latency and usefulness, not all zero (u=None: solved for keep= on the first call)")
     return tuple(None if w is None else float(w) for w in weights)
 
 
