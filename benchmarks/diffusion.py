@@ -13,9 +13,10 @@ Per collection, one metered ``gaia.Experiment`` of:
 - every fixed budget: depth (``--depths``, default 10, 20, 50, 100) x precision (fp32, int8) x exit
   setting (``--exits``: ``none``, fp32 top 100 being the reference; ``query``, the early-exit re-ranker
   with the model's own head, no cascade, stopping a query at agreement 0.9; ``cascade``, the early-exit
-  re-ranker's per-document cascade with its defaults, over depths above k), fused as the reference. The cascade's exit heads (one
-  set per precision) are fitted by the ranker itself on the first 12 topics at depth 100 before the
-  experiment and cached by collection name, so every cascade system runs as a second run would;
+  re-ranker's per-document cascade with its defaults, over depths above k), fused as the reference. The
+  cascade's exit heads (one set per precision) are fitted by the ranker itself on the first 12 topics at
+  depth 100 before the experiment and cached by collection name, so every cascade system runs as a
+  second run would;
 - ``gaia.DiffusionReRanker`` with its defaults (``keep=0.99``, and ``interpolate`` as the reference),
   at each ``keep`` of ``--keeps``, and at fixed weights (1, 0, u) of ``--weights`` (none by default),
   all sharing one self-fit.

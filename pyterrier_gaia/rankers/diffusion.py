@@ -163,6 +163,12 @@ class DiffusionReRanker(pt.Transformer):
                                  f"gaia.calibrate_costs(ranker, candidates)")
         self._cost_model = cost_model
 
+    @property
+    def u(self):
+        """The usefulness weight the ranker draws with: the weights' u, else the one solved for ``keep``
+        (``solved_u``), else None (not solved yet)."""
+        return self.weights[2] if self.weights[2] is not None else self.solved_u
+
     def cost_stage(self, precision: str) -> str:
         """The cost model's stage name for this encoder's early-exit re-ranking at ``precision``."""
         return f"{self.encoder.stage} {model_label(self.encoder)} {precision} early-exit"
@@ -361,13 +367,13 @@ class DiffusionReRanker(pt.Transformer):
     # ----- drawing budgets
     def potential(self, ranked_top: pd.DataFrame) -> GreenPotential:
         """The green potential of each query of ``ranked_top`` (its top candidates, first-stage order), at the
-        ranker's u (the smallest of :data:`U_CHOICES` while u is still to be solved for ``keep``)."""
+        ranker's :attr:`u` (the smallest of :data:`U_CHOICES` while u is still to be solved for ``keep``)."""
         self._require_fitted()
         terms = CostTerms(self.cost_model, [self.cost_stage(p) for p in self.space.precisions], self.space,
                           self.encoder, [self.encoder_at(p).weight_bytes for p in self.space.precisions],
                           self.batch_size, self.layers)
-        a, c, u = self.weights
-        return GreenPotential((a, c, U_CHOICES[0] if u is None else u), self.usefulness, terms,
+        a, c, _ = self.weights
+        return GreenPotential((a, c, U_CHOICES[0] if self.u is None else self.u), self.usefulness, terms,
                               self.signals(ranked_top), self._query_costs(ranked_top))
 
     def draw(self, potential: GreenPotential, qids) -> np.ndarray:
@@ -466,20 +472,22 @@ class DiffusionReRanker(pt.Transformer):
 
     def _budgets(self, ranked: pd.DataFrame, available: pd.Series):
         """(qid -> the rounded Langevin draw for that query, its depth capped by its ``available``
-        candidates; the u drawn with). u: the weights', else ``solved_u``, else solved now for ``keep``
-        over these queries and kept."""
+        candidates; the u drawn with). u: :attr:`u`, else solved now for ``keep`` over these queries and
+        kept as ``solved_u``."""
         top = ranked[ranked["position"] < self.space.depths[1]].reset_index(drop=True)
         qids = list(available.index)
         potential = self.potential(top)
-        known = self.weights[2] if self.weights[2] is not None else self.solved_u
+        known = self.u
         for u in U_CHOICES if known is None else (known,):
             potential.u = u
             budgets = {qid: self.space.round(point, int(available[qid]))
                        for qid, point in zip(qids, self.draw(potential, qids))}
-            points = np.array([self.space.point(budget) for budget in budgets.values()])
-            if known is not None or potential.usefulness.value(potential.signals, points).mean() >= self.keep:
+            if known is not None:
                 break
-        if self.weights[2] is None:
+            points = np.array([self.space.point(budget) for budget in budgets.values()])
+            if potential.usefulness.value(potential.signals, points).mean() >= self.keep:
+                break
+        if known is None:
             self.solved_u = u
         return budgets, u
 
@@ -513,8 +521,8 @@ def _check_weights(weights):
     """(a, c, u) as floats, u None (solved for ``keep`` on the first call) or a number; else a ValueError."""
     weights = tuple(weights)
     valid = lambda w: isinstance(w, numbers.Real) and not isinstance(w, bool) and w >= 0  # noqa: E731 (NaN fails)
-    if len(weights) != 3 or not all(valid(w) for w in weights if w is not None) or weights[:2].count(None) \
-            or not any(w is None or w > 0 for w in weights):
+    if len(weights) != 3 or not (valid(weights[0]) and valid(weights[1])) \
+            or not (weights[2] is None or valid(weights[2])) or not any(w is None or w > 0 for w in weights):
         raise ValueError(f"DiffusionReRanker: weights={weights!r}; expected (a, c, u): non-negative weights of "
                          f"energy, latency and usefulness, not all zero (u=None: solved for keep= on the first call)")
     return tuple(None if w is None else float(w) for w in weights)
