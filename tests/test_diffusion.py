@@ -159,6 +159,18 @@ def test_draws_lower_the_potential(fitted, potential, slice_candidates):
     assert potential.value(rounded).mean() < start.mean()
 
 
+def test_draws_at_a_large_u_settle_instead_of_bouncing(fitted, slice_candidates):
+    """The step shrinks as the weights grow past FULL_STEP_WEIGHT: at a large u the draws still lower the
+    potential, and doubling u barely moves them (with a fixed step each step crossed the cube)."""
+    qids = sorted(slice_candidates["qid"].unique())
+    potential, draws = fitted.potential(fitted.in_first_stage_order(slice_candidates)), {}
+    for u in (2048.0, 4096.0):
+        potential.u = u
+        draws[u] = fitted.draw(potential, qids)
+        assert potential.value(draws[u]).mean() < potential.value(_full(fitted, len(qids))).mean()
+    assert np.abs(draws[2048.0] - draws[4096.0]).max() < 0.05
+
+
 def test_energy_weight_moves_draws_to_cheaper_budgets(fitted, slice_candidates):
     thrifty = fitted.with_weights((10, 0, 1))(slice_candidates).groupby("qid").first()
     lavish = fitted.with_weights((0.01, 0, 10))(slice_candidates).groupby("qid").first()

@@ -38,6 +38,11 @@ USEFULNESS_FIT = "query signals only where they predict out of fold"   # how Û 
 OUTPUT_COLUMNS = ("score", "rank", "depth", "precision", "agreement", "layers", "doc_layers", "steps")
 #: the usefulness weights u tried, smallest first, when u is solved for ``keep`` (see DiffusionReRanker)
 U_CHOICES = tuple(float(u) for u in np.geomspace(0.25, 4096, 29))
+#: the potential's total weight a + c + u up to which a Langevin step is ``step_size``; above it the step
+#: shrinks in proportion (the same target density exp(−U/T), a step that cannot cross the cube): the gradient
+#: grows with u, and on Vaswani one step's drift stayed below 0.25 of the cube up to u = 64 and reached 15
+#: at u = 4096 (the draws then bounced between the cube's walls)
+FULL_STEP_WEIGHT = 64.0
 
 
 class DiffusionReRanker(pt.Transformer):
@@ -46,7 +51,8 @@ class DiffusionReRanker(pt.Transformer):
 
     For each query a budget θ = (re-rank depth, precision, exit threshold) is drawn by projected
     Langevin dynamics, θ ← θ − η∇U + √(2ηT)·ξ with T annealed from ``temperature[0]`` to
-    ``temperature[1]`` over ``steps`` steps, on the relaxed budget space (see
+    ``temperature[1]`` over ``steps`` steps (η = ``step_size``, shrunk when the weights sum past
+    :data:`FULL_STEP_WEIGHT`), on the relaxed budget space (see
     :mod:`~pyterrier_gaia.rankers.budget_space`; thresholds above 1 never exit early, so the
     default full budget, depth 100 at fp32 and threshold 1.1, is the full re-ranking; by default
     ``agreements=(1.1, 1.1)``: budgets are depth x precision, as query-level exits were on no
@@ -377,11 +383,13 @@ class DiffusionReRanker(pt.Transformer):
                               self.signals(ranked_top), self._query_costs(ranked_top))
 
     def draw(self, potential: GreenPotential, qids) -> np.ndarray:
-        """Langevin draws (queries x 3 points of the unit cube), from the full budget."""
+        """Langevin draws (queries x 3 points of the unit cube), from the full budget, with a step of
+        ``step_size`` shrunk in proportion to the potential's total weight above :data:`FULL_STEP_WEIGHT`."""
         start = np.tile(self.space.point(self.space.full), (len(qids), 1))
         noise = query_noise(self.seed, qids, len(self.schedule), 3)
         report(langevin_steps=len(self.schedule) * len(qids))
-        return langevin(potential.gradient, start, self.step_size, self.schedule, noise)
+        step = self.step_size * min(1.0, FULL_STEP_WEIGHT / (potential.a + potential.c + potential.u))
+        return langevin(potential.gradient, start, step, self.schedule, noise)
 
     def _query_costs(self, ranked_top: pd.DataFrame) -> QueryCosts:
         encoder = self.encoder
