@@ -41,7 +41,7 @@ U_CHOICES = tuple(float(u) for u in np.geomspace(0.25, 4096, 29))
 #: the potential's total weight a + c + u up to which a Langevin step is ``step_size``; above it the step
 #: shrinks in proportion (the same target density exp(−U/T), a step that cannot cross the cube): the gradient
 #: grows with u, and on Vaswani one step's drift stayed below 0.25 of the cube up to u = 64 and reached 15
-#: at u = 4096 (the draws then bounced between the cube's walls)
+#: at u = 4096 (the draws then bounced between the cube's walls); up to this weight draws are as before
 FULL_STEP_WEIGHT = 64.0
 
 
