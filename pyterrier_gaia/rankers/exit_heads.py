@@ -436,8 +436,7 @@ def layer_outputs(scorer, candidates: pd.DataFrame, batch_size, verbose) -> dict
     for layer in _progress(range(1, encoder.num_layers + 1), f"{encoder.stage} exit heads", verbose):
         run.advance(layer, everything)
         own = in_order(*run.features(encoder.layer_output, layer))
-        head = in_order(*run.features(encoder.head_input, layer))
-        out["states"][layer] = np.concatenate([head, own.reshape(len(own), -1)], axis=1)   # as head_features
+        out["states"][layer] = in_order(*run.features(head_features(encoder), layer))
         out["own"][layer] = out["states"][layer] if scorer.uses_head(layer) else own
     out["target"] = out["own"][encoder.num_layers]
     return out
