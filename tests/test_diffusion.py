@@ -435,7 +435,10 @@ def test_usefulness_reads_signals_only_where_they_predict(fitted):
     query); signals that say how much a query loses at shallow depths are read."""
     grid, queries = fitted.space.grid(), 12
     table = pd.DataFrame({"query": np.repeat(np.arange(queries), len(grid)), "fraction": 1.0,
-                          "agreement": [b.agreement for b in grid] * queries})
+                          "agreement": [b.agreement for b in grid] * queries,
+                          "precision": [b.precision for b in grid] * queries,
+                          "depth": [b.depth for b in grid] * queries, "run": [b.depth for b in grid] * queries,
+                          "work": [b.depth for b in grid] * queries})
     depth = np.array([fitted.space.point(b)[0] for b in grid] * queries)
     rng = np.random.default_rng(0)
     signals = rng.normal(size=(queries, 9))
@@ -502,6 +505,35 @@ def test_replay_gives_each_budget_its_ranking(fitted, slice_candidates):
     assert set(pseudo["qid"]) == set(ranked["qid"]) and len(pseudo) == len(ranked)
 
 
+def test_replay_runs_the_cascade_as_the_ranker_does(fitted, slice_candidates):
+    """With the cascade on (the default), the fit gives each precision its own exit heads, and replaying
+    a budget from scores through them drops the same candidates and ranks as the re-ranker running it."""
+    ranked = fitted.in_first_stage_order(slice_candidates)
+    assert sorted(fitted.cascade_heads) == ["fp32", "int8"]
+    assert [h.precision for h in fitted.cascade_heads.values()] == ["fp32", "int8"]
+    scores = {p: fitted.layer_scores(p, ranked) for p in fitted.space.precisions}   # through the fitted heads
+    grid = [Budget(20, "fp32", 1.1), Budget(15, "int8", 1.1), Budget(20, "int8", 0.5)]
+    table, _ = fitted.replay(ranked, scores, grid)
+    layers = fitted.encoder.num_layers
+    for index, budget in enumerate(grid):
+        top = ranked[ranked["position"] < budget.depth].drop(columns=["score"]).rename(columns={"_first": "score"})
+        out = fitted.early_exit(budget.precision)(top.assign(agreement=budget.agreement))
+        for row in table.iloc[index::len(grid)].itertuples():
+            mine = out[out["qid"] == row.qid].sort_values("rank")
+            # the same order, up to near-ties (the replay's scores come from one batch, the run's from cut ones)
+            replayed = mine.set_index("docno").loc[list(row.ranking[:budget.depth]), "score"].to_numpy()
+            assert len(replayed) == len(mine) and (np.diff(replayed) <= 1e-3).all()
+            assert row.work == pytest.approx(mine["doc_layers"].sum() / layers)
+    no_exit = table[table["agreement"] > 1]
+    assert (no_exit["work"] < no_exit["run"]).any()                      # the cascade drops candidates
+    assert (fitted.cascade_work(np.array([0]), np.array([20.0]))[0] < 1).all()
+    potential = fitted.potential(ranked)                 # and the cost terms charge only the layers run
+    full = _full(fitted, ranked["qid"].nunique())
+    charged, _ = potential.costs.absolute(full, potential.query_costs)
+    potential.costs.cascade = None
+    assert (charged < potential.costs.absolute(full, potential.query_costs)[0]).all()
+
+
 def test_usefulness_reports_held_out_r2_across_queries(fitted):
     info = fitted.usefulness.info
     assert info["target"] == "nDCG@10 against the full budget's scores" and info["folds"] == 4
@@ -514,6 +546,8 @@ def test_save_and_load_round_trip(fitted, slice_candidates, tmp_path):
     path = fitted.save(tmp_path / "dr")
     assert (path / "pt_meta.json").is_file()
     loaded = gaia.DiffusionReRanker.load(path, fitted.encoder)
+    assert {p: h.precision for p, h in loaded.cascade_heads.items()} == {"fp32": "fp32", "int8": "int8"}
+    assert loaded.cascade_work.table == fitted.cascade_work.table
     pd.testing.assert_frame_equal(loaded(slice_candidates), fitted(slice_candidates))
     generic = pt.Artifact.load(str(path))   # PyTerrier's loader: the encoder is built again from its folder
     assert isinstance(generic, gaia.DiffusionReRanker) and generic.encoder.model_name == fitted.encoder.model_name

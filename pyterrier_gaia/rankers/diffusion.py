@@ -17,12 +17,12 @@ from . import diffusion_artifact
 from .budget_space import Budget, BudgetSpace
 from .columns import require_columns, require_values
 from .cost_calibration import calibrate_costs
-from .early_exit import EarlyExitReRanker
+from .early_exit import ERROR_RATE, EarlyExitReRanker, below_survivors, layer_decision
 from .exit_heads import ExitHeads, LayerScorer, fitted_for, layer_outputs, model_label
 from .fusion import check_weight, fuse, in_query_order
-from .green_potential import CostTerms, GreenPotential, LayerFraction, QueryCosts, Usefulness, r2
+from .green_potential import CascadeWork, CostTerms, GreenPotential, LayerFraction, QueryCosts, Usefulness, r2
 from .langevin import langevin, query_noise, temperatures
-from .measures import ndcg, top_overlap
+from .measures import ndcg
 from .query_signals import query_signals
 from .self_fit import SelfFit, collection_key
 
@@ -30,9 +30,11 @@ FITTED_OPTIONS = diffusion_artifact.FITTED_OPTIONS
 SAMPLING_OPTIONS = ("fit_queries", "seed")  # what else a self-fitted usefulness model depends on
 #: what a self-calibrated cost model depends on besides the encoder, its heads and the host (not the collection:
 #: it predicts from operation counts, which carry the documents' lengths)
-COST_OPTIONS = ("depths", "precisions", "agreements", "k", "batch_size", "calibration_queries", "seed")
+COST_OPTIONS = ("depths", "precisions", "agreements", "k", "cascade", "error_rate", "batch_size",
+                "calibration_queries", "seed")
 MIN_FIT_QUERIES = 3     # queries a fit needs (Û is fitted across queries)
 MIN_FIT_CANDIDATES = 2  # candidates each of them needs (a single candidate has nothing to re-rank)
+HEAD_FOLDS = 4          # the cascade's exit heads are cross-fitted in up to this many folds of whole queries
 PSEUDO_LABELS = "min-max graded full-budget scores"   # what pseudo_qrels grades by (self-fits are cached by it)
 USEFULNESS_FIT = "query signals only where they predict out of fold"   # how Û is fitted (also in the cache key)
 OUTPUT_COLUMNS = ("score", "rank", "depth", "precision", "agreement", "layers", "doc_layers", "steps")
@@ -93,12 +95,13 @@ class DiffusionReRanker(pt.Transformer):
     """
 
     def __init__(self, encoder, cost_model=None, *, weights=(1.0, 0.0, None), keep=0.99, depths=(10, 100),
-                 precisions=("fp32", "int8"), agreements=(1.1, 1.1), k=10, heads=None, interpolate=None,
+                 precisions=("fp32", "int8"), agreements=(1.1, 1.1), k=10, cascade=True, error_rate=ERROR_RATE,
+                 heads=None, interpolate=None,
                  steps=40, step_size=0.1, temperature=(0.01, 1e-4), probe_depth=0, probe_layer=1, seed=0,
                  batch_size=32, fit_queries=32, calibration_queries=12, collection=None, verbose=False):
         where = "DiffusionReRanker"
         self.options = dict(weights=weights, keep=keep, depths=depths, precisions=precisions, agreements=agreements,
-                            k=k, interpolate=interpolate, steps=steps, step_size=step_size, temperature=temperature,
+                            k=k, cascade=cascade, error_rate=error_rate, interpolate=interpolate, steps=steps, step_size=step_size, temperature=temperature,
                             probe_depth=probe_depth, probe_layer=probe_layer, seed=seed, batch_size=batch_size,
                             fit_queries=fit_queries, calibration_queries=calibration_queries, collection=collection)
         for p in precisions:
@@ -106,6 +109,7 @@ class DiffusionReRanker(pt.Transformer):
         self.space = BudgetSpace(depths, precisions, agreements, k)
         self.weights = _check_weights(weights)
         self.keep = unit_interval(where, "keep", keep)
+        self.cascade, self.error_rate = bool(cascade), unit_interval(where, "error_rate", error_rate)
         self.interpolate = check_weight(where, interpolate)
         self.probe_layer = positive_integer(f"{where} ({encoder.model_name!r} has {encoder.num_layers} layers)",
                                             "probe_layer", probe_layer, encoder.num_layers)
@@ -133,6 +137,7 @@ class DiffusionReRanker(pt.Transformer):
         self._encoders = {encoder.precision: encoder}
         self._rankers = {}
         self.usefulness, self.layers = None, None
+        self.cascade_heads, self.cascade_work = {}, None   # fitted with Û when the cascade is on
         self.cost_model = cost_model
         self.solved_u = None   # u solved for keep on the first call (when weights leave u None)
 
@@ -207,17 +212,31 @@ class DiffusionReRanker(pt.Transformer):
         return self._encoders[precision]
 
     def early_exit(self, precision: str) -> EarlyExitReRanker:
-        """The early-exit re-ranker that runs budgets at ``precision`` (thresholds per query, no cascade)."""
-        if precision not in self._rankers:
-            self._rankers[precision] = EarlyExitReRanker(
-                self.encoder_at(precision), k=self.k, agreement=1.0, cascade=False,
-                heads=self.heads_at(precision), batch_size=self.batch_size)
-        return self._rankers[precision]
+        """The early-exit re-ranker that runs budgets at ``precision`` (thresholds per query; the
+        per-document cascade when it is on and there are heads at ``precision``)."""
+        heads = self.heads_at(precision)
+        key = (precision, None if heads is None else id(heads))
+        if key not in self._rankers:
+            self._rankers[key] = EarlyExitReRanker(
+                self.encoder_at(precision), k=self.k, agreement=1.0, cascade=self.cascade and heads is not None,
+                heads=heads, error_rate=self.error_rate, batch_size=self.batch_size)
+        return self._rankers[key]
 
     def heads_at(self, precision: str):
-        """The ranker's exit heads if they were fitted at ``precision`` (they read that precision's
-        states), else None: the model's own head on each layer."""
-        return self.heads if self.heads is not None and self.heads.precision == precision else None
+        """The exit heads at ``precision`` (they read that precision's states): the ``heads`` given if
+        fitted at it, else those fitted with Û for the cascade, else None (the model's own head on
+        each layer)."""
+        if self.heads is not None and self.heads.precision == precision:
+            return self.heads
+        return self.cascade_heads.get(precision)
+
+    def margins(self, precision: str):
+        """The cascade's margin per layer at ``precision`` (see :meth:`ExitHeads.margins`), or None
+        when the cascade does not run there (off, or no heads)."""
+        heads = self.heads_at(precision)
+        if not self.cascade or heads is None:
+            return None
+        return heads.margins(range(1, self.encoder.num_layers + 1), self.k, self.error_rate)
 
     # ----- input
     def _required(self):
@@ -260,16 +279,20 @@ class DiffusionReRanker(pt.Transformer):
         over ``folds`` groups of whole queries give ``usefulness.info``'s held-out R² over every
         (query, budget), and ``r2_across_queries``: across queries at one fixed budget
         (``r2_budget``), which only signals that separate queries can raise above 0. Also fits
-        ``layers``, the mean fraction of layers run at each threshold. Needs at least
-        :data:`MIN_FIT_QUERIES` queries with at least :data:`MIN_FIT_CANDIDATES` candidates each.
-        Returns ``self``."""
+        ``layers``, the mean fraction of layers run at each threshold. With the cascade (``cascade=True``),
+        the same run first fits each precision's exit heads (unless ``heads`` serve it), the replay
+        runs the cascade, so Û sees what it loses, and ``cascade_work`` is fitted: the share of its
+        candidates' layers a budget runs. Needs at least :data:`MIN_FIT_QUERIES` queries with at least
+        :data:`MIN_FIT_CANDIDATES` candidates each. Returns ``self``."""
         self._check(list(candidates.columns))
         _check_qrels(qrels)
         folds = positive_integer("DiffusionReRanker.fit", "folds", folds)
         ranked = self._fit_sample(self.in_first_stage_order(candidates), "DiffusionReRanker.fit")
+        self.cascade_heads = {}
+        scores = {p: self.layer_scores(p, ranked) for p in self.space.precisions}
         signals = self.signals(ranked)
         grid = self.space.grid()
-        table, pseudo = self.replay(ranked, {p: self.layer_scores(p, ranked) for p in self.space.precisions}, grid)
+        table, pseudo = self.replay(ranked, scores, grid)
         target = ndcg(list(zip(table["qid"], table["ranking"])), qrels if qrels is not None else pseudo, self.k)
         self.fit_usefulness(signals, table, grid, target, folds,
                             f"nDCG@{self.k} against " + ("qrels" if qrels is not None else "the full budget's scores"))
@@ -287,6 +310,10 @@ class DiffusionReRanker(pt.Transformer):
         (``folds`` groups of whole queries)."""
         target = np.asarray(target, dtype=float)
         self.layers = LayerFraction(table.groupby("agreement")["fraction"].mean().to_dict(), self.space)
+        strictest = table[table["agreement"] == table["agreement"].max()]
+        work = strictest.groupby(["precision", "depth"])[["work", "run"]].sum()
+        self.cascade_work = CascadeWork({p: (rows["work"] / rows["run"]).droplevel(0).to_dict()
+                                         for p, rows in work.groupby(level=0)}, self.space)
         queries = table["query"].to_numpy()
         x = np.array([self.space.point(budget) for budget in grid])[np.arange(len(table)) % len(grid)]
         count = int(queries.max()) + 1
@@ -317,22 +344,29 @@ class DiffusionReRanker(pt.Transformer):
 
         Returns a table with one row per (query, budget), the budgets of ``grid`` in order within each
         query: the query's ``query`` code (0, 1, ... in qid order) and ``qid``, the budget's ``depth``,
-        ``precision`` and ``agreement``, the ``fraction`` of layers it runs, and its ``ranking`` (docnos,
-        best first); and the pseudo-judgments of every query from its full budget (:func:`pseudo_qrels`)."""
+        ``precision`` and ``agreement``, the ``fraction`` of layers its query runs (its exit layer over
+        all), the candidates it ``run`` s and their layer ``work`` in candidates' worth (layers run over
+        all layers, summed: below ``run`` x ``fraction`` where the cascade drops some), and its
+        ``ranking`` (docnos, best first); and the pseudo-judgments of every query from its full budget
+        at full precision, every layer run (:func:`pseudo_qrels`)."""
         rows, pseudo = [], []
         first_scores, qids, docnos = ranked["_first"].to_numpy(), ranked["qid"].to_numpy(), ranked["docno"].to_numpy()
+        margins = {p: self.margins(p) for p in self.space.precisions}
+        layers = self.encoder.num_layers
         for code, members in ranked.groupby(pd.factorize(ranked["qid"])[0], sort=True).indices.items():
             first, qid, docs = first_scores[members], qids[members[0]], docnos[members]
-            _, _, full = _replay(first, layer_scores[self.space.precisions[0]][members], len(members), 2.0, self.k,
-                                 self.interpolate)
+            *_, full, _ = _replay(first, layer_scores[self.space.precisions[0]][members], len(members), 2.0, self.k,
+                                  self.interpolate)
             pseudo.append(pseudo_qrels(qid, docs, full))
             for budget in grid:
-                order, exit_index, _ = _replay(first, layer_scores[budget.precision][members],
-                                               min(budget.depth, len(members)), budget.agreement, self.k,
-                                               self.interpolate)
+                run = min(budget.depth, len(members))
+                order, exit_index, _, doc_layers = _replay(first, layer_scores[budget.precision][members], run,
+                                                           budget.agreement, self.k, self.interpolate,
+                                                           margins[budget.precision])
                 rows.append((code, qid, budget.depth, budget.precision, budget.agreement,
-                             (exit_index + 1) / self.encoder.num_layers, docs[order]))
-        table = pd.DataFrame(rows, columns=["query", "qid", "depth", "precision", "agreement", "fraction", "ranking"])
+                             (exit_index + 1) / layers, run, doc_layers.sum() / layers, docs[order]))
+        table = pd.DataFrame(rows, columns=["query", "qid", "depth", "precision", "agreement", "fraction", "run",
+                                            "work", "ranking"])
         return table, pd.concat(pseudo, ignore_index=True)
 
     def reference_budget(self, grid) -> Budget:
@@ -360,12 +394,26 @@ class DiffusionReRanker(pt.Transformer):
         return ranked[ranked["qid"].isin(set(usable))].reset_index(drop=True)
 
     def layer_scores(self, precision: str, ranked: pd.DataFrame) -> np.ndarray:
-        """Every candidate's score estimate after every layer at ``precision`` (rows of ``ranked`` x layers;
-        through the ranker's exit heads if they were fitted at ``precision``, else the model's own head on
-        each layer)."""
+        """Every candidate's score estimate after every layer at ``precision`` (rows of ``ranked`` x layers),
+        as the re-ranking at ``precision`` sees them: through the exit heads at ``precision``
+        (:meth:`heads_at`), else the model's own head on each layer. With the cascade on and no heads
+        at ``precision`` yet, they are fitted first on this very run (``ExitHeads.from_outputs``;
+        when :data:`MIN_FIT_QUERIES` of its queries have more than k candidates, else the cascade has
+        nothing to calibrate on), and the estimates are their cross-fitted ones: each from heads
+        fitted without its query."""
         encoder = self.encoder_at(precision)
-        scorer = LayerScorer(encoder, self.heads_at(precision))
+        sizes = ranked.groupby("qid").size()
+        fitting = self.cascade and self.heads_at(precision) is None and (sizes > self.k).sum() >= MIN_FIT_QUERIES
+        scorer = LayerScorer(encoder, None if fitting else self.heads_at(precision))
         data = layer_outputs(scorer, ranked, self.batch_size, self.verbose)
+        if fitting:
+            heads = ExitHeads.from_outputs(encoder, [(data, ranked["qid"].to_numpy())],
+                                           self.collection or "the diffusion ranker's fit",
+                                           folds=min(HEAD_FOLDS, len(sizes)), seed=self.seed,
+                                           info={"source": "the diffusion ranker's fit sample"})
+            self.cascade_heads[precision] = heads
+            held = heads.held["estimates"]
+            return np.stack([held[layer] for layer in range(1, encoder.num_layers)] + [heads.held["final"]], axis=1)
         return np.stack([encoder.pair_scores(scorer.outputs(layer, data["own"][layer], data["first_stage"]),
                                              data["inputs"])
                          for layer in range(1, encoder.num_layers + 1)], axis=1)
@@ -377,7 +425,7 @@ class DiffusionReRanker(pt.Transformer):
         self._require_fitted()
         terms = CostTerms(self.cost_model, [self.cost_stage(p) for p in self.space.precisions], self.space,
                           self.encoder, [self.encoder_at(p).weight_bytes for p in self.space.precisions],
-                          self.batch_size, self.layers)
+                          self.batch_size, self.layers, self.cascade_work if self.cascade else None)
         a, c, _ = self.weights
         return GreenPotential((a, c, U_CHOICES[0] if self.u is None else self.u), self.usefulness, terms,
                               self.signals(ranked_top), self._query_costs(ranked_top))
@@ -458,12 +506,15 @@ class DiffusionReRanker(pt.Transformer):
                 self, sample, queries=self.calibration_queries, seed=self.seed))
 
     def fitted_state(self) -> dict:
-        """What the ranker fitted: ``usefulness``, ``layers`` and ``cost_model``."""
-        return {"usefulness": self.usefulness, "layers": self.layers, "cost_model": self.cost_model}
+        """What the ranker fitted: ``usefulness``, ``layers``, the cascade's ``heads`` (precision -> its
+        exit heads) and ``cascade_work``, and ``cost_model``."""
+        return {"usefulness": self.usefulness, "layers": self.layers, "heads": self.cascade_heads,
+                "cascade_work": self.cascade_work, "cost_model": self.cost_model}
 
     def use_state(self, state: dict) -> None:
         """Take a fitted state (:meth:`fitted_state`; a None cost model leaves the ranker's own)."""
         self.layers, self.usefulness = state["layers"], state["usefulness"]
+        self.cascade_heads, self.cascade_work = dict(state["heads"]), state["cascade_work"]
         if state["cost_model"] is not None:
             self.cost_model = state["cost_model"]
 
@@ -536,23 +587,30 @@ def _check_weights(weights):
     return tuple(None if w is None else float(w) for w in weights)
 
 
-def _replay(first: np.ndarray, layer_scores: np.ndarray, depth: int, agreement: float, k: int, interpolate):
-    """The ranking (positions in first-stage order), exit layer index and re-ranked scores (of the top
-    ``depth``) that a budget gives a query, replayed from its candidates' scores at every layer (as
-    EarlyExitReRanker without cascade)."""
+def _replay(first: np.ndarray, layer_scores: np.ndarray, depth: int, agreement: float, k: int, interpolate,
+            margins=None):
+    """The ranking (positions in first-stage order), exit layer index, re-ranked scores and layers run
+    per candidate (of the top ``depth``) that a budget gives a query, replayed from its candidates'
+    scores at every layer as EarlyExitReRanker runs it (the same decisions, :func:`layer_decision`;
+    ``margins``: the cascade's per layer, None for no cascade)."""
     scores = layer_scores[:depth]
-    previous, chosen = None, scores.shape[1] - 1
-    for index in range(scores.shape[1]):
-        top = np.argsort(-scores[:, index], kind="stable")[:k]
-        if previous is not None and top_overlap(top, previous) >= agreement:
+    layers = scores.shape[1]
+    current, doc_layers = np.zeros(depth), np.zeros(depth, dtype=np.int64)
+    live, previous, chosen = np.ones(depth, dtype=bool), None, layers - 1
+    for index in range(layers):
+        current[live], doc_layers[live] = scores[live, index], index + 1
+        exits, previous, drop = layer_decision(current, previous, agreement,
+                                               None if margins is None else margins[index + 1], k,
+                                               index == layers - 1)
+        if exits:
             chosen = index
             break
-        previous = top
-    final = scores[:, chosen]
+        live &= ~drop
+    below_survivors(current, np.flatnonzero(doc_layers <= chosen), np.flatnonzero(doc_layers == chosen + 1))
     if interpolate is not None:
-        final = fuse(interpolate, first[:depth], final)
-    order = np.argsort(-final, kind="stable")
-    return np.concatenate([order, np.arange(depth, len(first))]), chosen, final
+        current = fuse(interpolate, first[:depth], current)
+    order = np.argsort(-current, kind="stable")
+    return np.concatenate([order, np.arange(depth, len(first))]), chosen, current, doc_layers
 
 
 def pseudo_qrels(qid, docnos, scores: np.ndarray, grades: int = 100) -> pd.DataFrame:

@@ -10,10 +10,12 @@ import numpy as np
 from ..cost.model import CostModel
 from .artifact_meta import checked_meta, write_meta
 from .exit_heads import ExitHeads, fitted_for
-from .green_potential import LayerFraction, Usefulness
+from .green_potential import CascadeWork, LayerFraction, Usefulness
 
 #: the format of a saved DiffusionReRanker (PyTerrier's Artifact ``format``)
 FORMAT = "gaia-diffusion"
+#: the folder of a saved ranker (and of a self-fit) that holds the cascade's exit heads, one file per precision
+CASCADE_HEADS = "cascade-heads"
 
 
 def save(ranker, path) -> Path:
@@ -56,16 +58,22 @@ def load(cls, path, encoder, **options):
 
 
 #: the options a fitted state depends on
-FITTED_OPTIONS = ("depths", "precisions", "agreements", "k", "interpolate", "probe_depth", "probe_layer")
+FITTED_OPTIONS = ("depths", "precisions", "agreements", "k", "cascade", "error_rate", "interpolate", "probe_depth",
+                  "probe_layer")
 
 
 def save_state(state: dict, folder: Path) -> None:
-    """Write a ranker's fitted state (``usefulness``, ``layers``, and ``cost_model`` unless None) to ``folder``."""
-    useful, layers = state["usefulness"], state["layers"]
+    """Write a ranker's fitted state (``usefulness``, ``layers``, the cascade's ``heads`` and
+    ``cascade_work``, and ``cost_model`` unless None) to ``folder``."""
+    useful, layers, work = state["usefulness"], state["layers"], state["cascade_work"]
     meta = {"usefulness_info": useful.info,
-            "layers": {"thresholds": layers.thresholds.tolist(), "fractions": layers.fractions.tolist()}}
+            "layers": {"thresholds": layers.thresholds.tolist(), "fractions": layers.fractions.tolist()},
+            "cascade_work": None if work is None else work.table}
     (folder / "fitted.json").write_text(json.dumps(meta, indent=1, default=_plain))
     np.savez(folder / "usefulness.npz", weights=useful.weights, mean=useful.mean, std=useful.std)
+    for precision, heads in state["heads"].items():
+        (folder / CASCADE_HEADS).mkdir(exist_ok=True)
+        heads.write(folder / CASCADE_HEADS / f"{precision}.npz")
     if state["cost_model"] is not None:
         save_cost_model(state["cost_model"], folder)
 
@@ -76,8 +84,12 @@ def load_state(folder: Path, space) -> dict:
     layers = LayerFraction(dict(zip(meta["layers"]["thresholds"], meta["layers"]["fractions"])), space)
     with np.load(Path(folder) / "usefulness.npz") as stored:
         usefulness = Usefulness(stored["weights"], stored["mean"], stored["std"], layers, meta["usefulness_info"])
+    heads = {path.stem: ExitHeads.load(path) for path in sorted((Path(folder) / CASCADE_HEADS).glob("*.npz"))}
+    work = meta.get("cascade_work")
     costs = Path(folder) / COST_MODEL_FILE
-    return {"usefulness": usefulness, "layers": layers, "cost_model": load_cost_model(folder) if costs.is_file() else None}
+    return {"usefulness": usefulness, "layers": layers, "heads": heads,
+            "cascade_work": None if work is None else CascadeWork(work, space),
+            "cost_model": load_cost_model(folder) if costs.is_file() else None}
 
 
 #: the cost model's file in a saved ranker's folder (and in a self-calibration's)

@@ -306,21 +306,44 @@ class EarlyExitReRanker(pt.Transformer):
             for query, mine in enumerate(members):
                 if exit_layer[query]:
                     continue
-                ranked = mine[np.argsort(-scores[mine], kind="stable")]
-                top = ranked[:self.k]
-                if layer == self.exits[-1] or (previous[query] is not None
-                                               and top_overlap(top, previous[query]) >= thresholds[mine[0]]):
+                exits, previous[query], drop = layer_decision(
+                    scores[mine], previous[query], thresholds[mine[0]], None if margins is None else margins[layer],
+                    self.k, layer == self.exits[-1])
+                if exits:
                     exit_layer[query] = layer
                     live[mine] = False
-                    continue
-                previous[query] = top
-                if margins is not None:
-                    rest = ranked[len(top):]
-                    live[rest[scores[rest] < scores[top[-1]] - margins[layer]]] = False
+                else:
+                    live[mine[drop]] = False
         for query, mine in enumerate(members):
-            _below_survivors(scores, mine[doc_layers[mine] < exit_layer[query]],
+            below_survivors(scores, mine[doc_layers[mine] < exit_layer[query]],
                              mine[doc_layers[mine] == exit_layer[query]])
         return scores, doc_layers, exit_layer[queries]
+
+
+def layer_decision(scores: np.ndarray, previous, threshold: float, margin, k: int, last: bool):
+    """One query's decision after an exit layer, from its candidates' current ``scores`` (a dropped
+    candidate's is its last estimate): ``(exits, top, drop)``: whether the query stops here (at the
+    ``last`` layer, or when its top ``k`` shares at least ``threshold`` of the ``previous`` exit's top),
+    its top k (positions in ``scores``), and which candidates the cascade drops (a bool mask: those more
+    than ``margin`` below the k-th score; none without a margin, or when the query stops)."""
+    ranked = np.argsort(-scores, kind="stable")
+    top, drop = ranked[:k], np.zeros(len(scores), dtype=bool)
+    if last or (previous is not None and top_overlap(top, previous) >= threshold):
+        return True, top, drop
+    if margin is not None:
+        rest = ranked[k:]
+        drop[rest[scores[rest] < scores[top[-1]] - margin]] = True
+    return False, top, drop
+
+
+def below_survivors(scores: np.ndarray, dropped: np.ndarray, kept: np.ndarray) -> None:
+    """Shift the scores of a query's dropped candidates down by one offset, if needed, so that they rank
+    below every candidate that ran to its query's exit layer: the cascade judged they cannot reach the
+    top k, and a stale estimate must not outrank an exact score."""
+    if len(dropped) and len(kept):
+        overlap = scores[dropped].max() - scores[kept].min()
+        if overlap >= 0:
+            scores[dropped] -= overlap + 1e-3
 
 
 def _checked(heads: ExitHeads, encoder, where: str = "EarlyExitReRanker") -> ExitHeads:
@@ -330,13 +353,3 @@ def _checked(heads: ExitHeads, encoder, where: str = "EarlyExitReRanker") -> Exi
     except ValueError as error:
         raise ValueError(f"{where}: {error}") from None
     return heads
-
-
-def _below_survivors(scores: np.ndarray, dropped: np.ndarray, kept: np.ndarray) -> None:
-    """Shift the scores of a query's dropped candidates down by one offset, if needed, so that they rank
-    below every candidate that ran to its query's exit layer: the cascade judged they cannot reach the
-    top k, and a stale estimate must not outrank an exact score."""
-    if len(dropped) and len(kept):
-        overlap = scores[dropped].max() - scores[kept].min()
-        if overlap >= 0:
-            scores[dropped] -= overlap + 1e-3

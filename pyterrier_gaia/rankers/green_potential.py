@@ -69,6 +69,33 @@ class LayerFraction:
         return np.stack([x[:, 0], x[:, 1], fraction], axis=1), slope
 
 
+class CascadeWork:
+    """ρ_r(d): the share of its candidates' layers that a budget of depth d at rung r runs under the
+    per-document cascade (1 at every depth without it), measured at some depths per rung (``table``:
+    precision -> {depth: share}) and interpolated linearly in depth (constant beyond them); a budget's
+    layer work is d·ρ_r(d) candidates' worth."""
+
+    def __init__(self, table: Dict[str, Dict[int, float]], space: BudgetSpace):
+        self.table = {p: {int(d): float(v) for d, v in table.get(p, {}).items()} for p in space.precisions}
+        self.space = space
+
+    def __call__(self, rung: np.ndarray, depth: np.ndarray):
+        """ρ at each row's ``rung`` (indices into the ladder) and continuous ``depth``, and dρ/d depth."""
+        share, slope = np.ones(len(depth)), np.zeros(len(depth))
+        for index, precision in enumerate(self.space.precisions):
+            mine, measured = rung == index, self.table[precision]
+            if not mine.any() or not measured:
+                continue
+            depths = np.array(sorted(measured), dtype=float)
+            values = np.array([measured[d] for d in sorted(measured)])
+            share[mine] = np.interp(depth[mine], depths, values)
+            if len(depths) > 1:
+                segment = np.clip(np.searchsorted(depths, depth[mine]) - 1, 0, len(depths) - 2)
+                inside = (depth[mine] >= depths[0]) & (depth[mine] <= depths[-1])
+                slope[mine] = np.where(inside, (np.diff(values) / np.diff(depths))[segment], 0.0)
+        return share, slope
+
+
 class Usefulness:
     """Û(x | q) = Σ_jk W[j, k]·s̃_j(q)·b_k(z): s̃ the query's signals, standardised, with a leading 1;
     b the :func:`basis` terms of z, the budget point with its threshold read as the layer fraction
@@ -168,7 +195,8 @@ class CostTerms:
     layers are: pairs d, tokens d·t, layer_tokens d·t·L·ℓ, flops d·f·ℓ (f: a candidate's
     full-depth FLOPs), weight_bytes W_p·ℓ·d/B and forward_passes d/B (B: batch size), plus the
     query's own encoding; so each cost is c0 + d·(α + β·ℓ), linear in the cost model's coefficients.
-    ℓ is the mean fraction of layers run at a threshold (``layers``).
+    ℓ is the mean fraction of layers run at a threshold (``layers``). Under the per-document cascade the
+    layer terms scale with d·ρ_r(d) instead of d (``cascade``, :class:`CascadeWork`; None: ρ = 1).
 
     The points ``x`` are the queries of one call, whose work is shared: the call's own cost
     (``calls``) is split between its queries, and a rung's pairs are batched together, so forward
@@ -179,7 +207,7 @@ class CostTerms:
     """
 
     def __init__(self, cost_model, stages: Sequence[str], space: BudgetSpace, encoder, weight_bytes: Sequence[int],
-                 batch_size: int, layers: LayerFraction):
+                 batch_size: int, layers: LayerFraction, cascade: CascadeWork = None):
         table = cost_model.coefficients()
         self.coefficients = []  # per rung: {count name: (seconds, joules) per unit}
         for stage in stages:
@@ -192,7 +220,7 @@ class CostTerms:
             self.coefficients.append({name: rows.loc[name].to_numpy() for name in rows.index})
         self.space, self.layer_count, self.batch_size = space, encoder.num_layers, batch_size
         self.weight_bytes = [float(w) for w in weight_bytes]
-        self.layers = layers
+        self.layers, self.cascade = layers, cascade
 
     def _parts(self, rung: int, costs: QueryCosts, fill: float, queries: int):
         """(c0, α, β) per query for one rung, each n x 2 (seconds, joules); ``fill``: the rung's
@@ -228,9 +256,12 @@ class CostTerms:
         value, grad = [], []
         for rung in (lower, upper):
             per_doc, per_layer = alpha[rung, rows], beta[rung, rows]   # n x 2 each
-            value.append(c0[rung, rows] + depth[:, None] * (per_doc + per_layer * at))
-            grad.append(np.stack([slope[:, None] * (per_doc + per_layer * at), np.zeros_like(per_doc),
-                                  depth[:, None] * per_layer * fraction_slope[:, None]],
+            share, share_slope = (np.ones(len(x)), np.zeros(len(x))) if self.cascade is None \
+                else self.cascade(rung, depth)
+            layered = (depth * share)[:, None]                          # candidates' worth of layer work
+            value.append(c0[rung, rows] + depth[:, None] * per_doc + layered * per_layer * at)
+            grad.append(np.stack([slope[:, None] * (per_doc + ((share + depth * share_slope)[:, None]) * per_layer * at),
+                                  np.zeros_like(per_doc), layered * per_layer * fraction_slope[:, None]],
                                  axis=2))
         w2 = w[:, None]
         cost = (1 - w2) * value[0] + w2 * value[1]
