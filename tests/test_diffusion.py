@@ -382,7 +382,7 @@ def test_missing_columns_are_named(fitted, slice_candidates):
     (dict(precisions=["fp32", "fp32"]), "distinct precisions"), (dict(agreements=(0.9, 0.5)), "agreements="),
     (dict(precisions=["fp32", "nf5"]), "nf5"), (dict(interpolate=2), "interpolate="),
     (dict(probe_layer=9), "probe_layer=9"), (dict(probe_depth=-1), "probe_depth=-1"), (dict(steps=0), "steps=0"),
-    (dict(keep=1.5), "keep=1.5")])
+    (dict(keep=1.5), "keep=1.5"), (dict(error_rate=-0.1), "error_rate=-0.1")])
 def test_bad_options_are_named(tiny_bi, options, message):
     with pytest.raises(ValueError, match=message):
         gaia.DiffusionReRanker(tiny_bi, **options)

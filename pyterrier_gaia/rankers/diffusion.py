@@ -75,10 +75,14 @@ class DiffusionReRanker(pt.Transformer):
     rankings gain least from more work get least; the largest u when none does). So the budget adapts
     to the collection without judgments, shallow where the first stage already ranks well, deeper
     where it does not, and a query's budget does not depend on the queries it is called with. A number
-    u is used as given. The draw is
-    rounded to a runnable budget and the query's top ``depth`` candidates are re-ranked by a
-    :class:`gaia.EarlyExitReRanker` at that precision and exit threshold; the others keep their
-    first-stage order below them. With ``interpolate=α`` scores are fused as in ``ReRanker``.
+    u is used as given. The draw is rounded to a runnable budget and the query's top ``depth``
+    candidates are re-ranked by a :class:`gaia.EarlyExitReRanker` at that precision and exit threshold,
+    with its per-document cascade (``cascade=True``): a candidate stops once its exit head's estimate
+    falls more than a margin below the query's k-th, the margins calibrated so that a document of
+    the full top k is dropped with probability at most ``error_rate``; each precision's heads are
+    fitted with Û, from the same run, and Û and the cost terms see what the cascade saves and loses.
+    The others keep their first-stage order below them. With ``interpolate=α`` scores are fused as in
+    ``ReRanker``.
 
     Output columns: ``score``, ``rank``, and per row its query's ``depth``, ``precision``,
     ``agreement``, ``layers`` (the exit layer) and ``steps`` (Langevin steps of its draw), and ``doc_layers``
