@@ -17,7 +17,7 @@ from . import diffusion_artifact
 from .budget_space import Budget, BudgetSpace
 from .columns import require_columns, require_values
 from .cost_calibration import calibrate_costs
-from .early_exit import ERROR_RATE, EarlyExitReRanker, below_survivors, layer_decision
+from .early_exit import EarlyExitReRanker, below_survivors, layer_decision
 from .exit_heads import ExitHeads, LayerScorer, fitted_for, layer_outputs, model_label
 from .fusion import check_weight, fuse, in_query_order
 from .green_potential import CascadeWork, CostTerms, GreenPotential, LayerFraction, QueryCosts, Usefulness, r2
@@ -79,8 +79,10 @@ class DiffusionReRanker(pt.Transformer):
     candidates are re-ranked by a :class:`gaia.EarlyExitReRanker` at that precision and exit threshold,
     with its per-document cascade (``cascade=True``): a candidate stops once its exit head's estimate
     falls more than a margin below the query's k-th, the margins calibrated so that a document of
-    the full top k is dropped with probability at most ``error_rate``; each precision's heads are
-    fitted with Û, from the same run, and Û and the cost terms see what the cascade saves and loses.
+    the full top k is dropped with probability at most ``error_rate`` (default ``1 - keep``: the
+    cascade may lose a top-k document no more often than the budget may lose effectiveness); each
+    precision's heads are fitted with Û, from the same run, and Û and the cost terms see what the
+    cascade saves and loses.
     The others keep their first-stage order below them. With ``interpolate=α`` scores are fused as in
     ``ReRanker``.
 
@@ -99,7 +101,7 @@ class DiffusionReRanker(pt.Transformer):
     """
 
     def __init__(self, encoder, cost_model=None, *, weights=(1.0, 0.0, None), keep=0.99, depths=(10, 100),
-                 precisions=("fp32", "int8"), agreements=(1.1, 1.1), k=10, cascade=True, error_rate=ERROR_RATE,
+                 precisions=("fp32", "int8"), agreements=(1.1, 1.1), k=10, cascade=True, error_rate=None,
                  heads=None, interpolate=None,
                  steps=40, step_size=0.1, temperature=(0.01, 1e-4), probe_depth=0, probe_layer=1, seed=0,
                  batch_size=32, fit_queries=32, calibration_queries=12, collection=None, verbose=False):
@@ -113,7 +115,9 @@ class DiffusionReRanker(pt.Transformer):
         self.space = BudgetSpace(depths, precisions, agreements, k)
         self.weights = _check_weights(weights)
         self.keep = unit_interval(where, "keep", keep)
-        self.cascade, self.error_rate = bool(cascade), unit_interval(where, "error_rate", error_rate)
+        # the cascade may lose a top-k document at most as often as the budget may lose effectiveness
+        self.error_rate = round(1 - self.keep, 12) if error_rate is None else unit_interval(where, "error_rate", error_rate)
+        self.cascade, self.options["error_rate"] = bool(cascade), self.error_rate
         self.interpolate = check_weight(where, interpolate)
         self.probe_layer = positive_integer(f"{where} ({encoder.model_name!r} has {encoder.num_layers} layers)",
                                             "probe_layer", probe_layer, encoder.num_layers)
