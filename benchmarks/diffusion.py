@@ -17,7 +17,8 @@ Per collection, one metered ``gaia.Experiment`` of:
   cascade's exit heads (one set per precision) are fitted by the ranker itself on the first 12 topics at
   depth 100 before the experiment and cached by collection name, so every cascade system runs as a
   second run would;
-- ``gaia.DiffusionReRanker`` with its defaults (``keep=0.99``, and ``interpolate`` as the reference),
+- ``gaia.DiffusionReRanker`` with its defaults (``keep=0.99``, the cascade inside its budgets at
+  ``error_rate = 1 - keep`` with heads from its own self-fit, and ``interpolate`` as the reference),
   at each ``keep`` of ``--keeps``, and at fixed weights (1, 0, u) of ``--weights`` (none by default),
   all sharing one self-fit.
 
@@ -110,7 +111,7 @@ def collection_table(name, spec, topic_count, keeps, weights, depths, exits, tmp
     variants.update({f"diffusion keep={keep:g}": diffusion.with_weights(keep=keep) for keep in keeps})
     variants.update({f"diffusion u={u:g}": diffusion.with_weights((1, 0, u)) for u in weights})
     compared = [("BM25", "BM25", bm25), ("reference", "reference", bm25 >> ce.reranker(interpolate=alpha))]
-    if "cascade" in exits:
+    if "cascade" in exits and any(depth > K for depth in depths):     # some fixed budget has the cascade
         fit_cascade_heads(ce, bm25, topics, name)
     compared += fixed_budgets(ce, bm25, alpha, depths, exits, name)
     compared += [(system, "diffusion", bm25 >> ranker) for system, ranker in variants.items()]
