@@ -54,9 +54,9 @@ def tiny_cross(tmp_path_factory, words):
 @pytest.fixture(scope="module")
 def fitted(tiny_bi, slice_candidates):
     """A tiny-model diffusion re-ranker, its usefulness fitted on the slice, with known costs; the whole
-    budget space (query-level exits and the probe, which the defaults leave out) and a fixed u."""
+    budget space (query-level exits, the probe and the cascade, which the defaults leave out) and a fixed u."""
     ranker = gaia.DiffusionReRanker(tiny_bi, depths=DEPTHS, weights=(1, 0, 1), agreements=(0.5, 1.1),
-                                    probe_depth=20).fit(slice_candidates)
+                                    probe_depth=20, cascade=True).fit(slice_candidates)
     ranker.cost_model = known_costs(ranker)
     return ranker
 
@@ -506,7 +506,7 @@ def test_replay_gives_each_budget_its_ranking(fitted, slice_candidates):
 
 
 def test_replay_runs_the_cascade_as_the_ranker_does(fitted, slice_candidates):
-    """With the cascade on (the default), the fit gives each precision its own exit heads, and replaying
+    """With the cascade on, the fit gives each precision its own exit heads, and replaying
     a budget from scores through them drops the same candidates and ranks as the re-ranker running it."""
     ranked = fitted.in_first_stage_order(slice_candidates)
     assert sorted(fitted.cascade_heads) == ["fp32", "int8"]

@@ -77,7 +77,8 @@ class DiffusionReRanker(pt.Transformer):
     where it does not, and a query's budget does not depend on the queries it is called with. A number
     u is used as given. The draw is rounded to a runnable budget and the query's top ``depth``
     candidates are re-ranked by a :class:`gaia.EarlyExitReRanker` at that precision and exit threshold,
-    with its per-document cascade (``cascade=True``): a candidate stops once its exit head's estimate
+    and with ``cascade=True`` its per-document cascade (off by default: on the three collections it
+    saved nothing or lost effectiveness, docs/diffusion.md): a candidate stops once its exit head's estimate
     falls more than a margin below the query's k-th, the margins calibrated so that a document of
     the full top k is dropped with probability at most ``error_rate`` (default ``1 - keep``: the
     cascade may lose a top-k document no more often than the budget may lose effectiveness); each
@@ -101,7 +102,7 @@ class DiffusionReRanker(pt.Transformer):
     """
 
     def __init__(self, encoder, cost_model=None, *, weights=(1.0, 0.0, None), keep=0.99, depths=(10, 100),
-                 precisions=("fp32", "int8"), agreements=(1.1, 1.1), k=10, cascade=True, error_rate=None,
+                 precisions=("fp32", "int8"), agreements=(1.1, 1.1), k=10, cascade=False, error_rate=None,
                  heads=None, interpolate=None,
                  steps=40, step_size=0.1, temperature=(0.01, 1e-4), probe_depth=0, probe_layer=1, seed=0,
                  batch_size=32, fit_queries=32, calibration_queries=12, collection=None, verbose=False):
