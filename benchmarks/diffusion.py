@@ -17,8 +17,8 @@ Per collection, one metered ``gaia.Experiment`` of:
   cascade's exit heads (one set per precision) are fitted by the ranker itself on the first 12 topics at
   depth 100 before the experiment and cached by collection name, so every cascade system runs as a
   second run would;
-- ``gaia.DiffusionReRanker`` with its defaults (``keep=0.99``, the cascade inside its budgets at
-  ``error_rate = 1 - keep`` with heads from its own self-fit, and ``interpolate`` as the reference),
+- ``gaia.DiffusionReRanker`` with its defaults (``keep=0.99``, no cascade inside its budgets, and
+  ``interpolate`` as the reference),
   at each ``keep`` of ``--keeps``, and at fixed weights (1, 0, u) of ``--weights`` (none by default),
   all sharing one self-fit.
 

@@ -348,6 +348,7 @@ def test_defaults_fit_themselves_on_the_first_call(tiny_cross, slice_candidates,
     again = gaia.DiffusionReRanker(tiny_cross)
     pd.testing.assert_frame_equal(again(few), out)   # read from the cache, not fitted again
     assert again.usefulness.info["r2_train"] == fitted.usefulness.info["r2_train"]
+    gaia.DiffusionReRanker(tiny_cross, keep=0.995)(few)   # another keep, no cascade: the same fit serves it
     assert len(list((tmp_path / "diffusion").iterdir())) == len(list((tmp_path / "diffusion-costs").iterdir())) == 1
     elsewhere = gaia.Metered(gaia.DiffusionReRanker(tiny_cross, collection="another"), name="dr", sensors="model")
     elsewhere(few)

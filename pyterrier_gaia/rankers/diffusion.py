@@ -118,7 +118,10 @@ class DiffusionReRanker(pt.Transformer):
         self.keep = unit_interval(where, "keep", keep)
         # the cascade may lose a top-k document at most as often as the budget may lose effectiveness
         self.error_rate = round(1 - self.keep, 12) if error_rate is None else unit_interval(where, "error_rate", error_rate)
-        self.cascade, self.options["error_rate"] = bool(cascade), self.error_rate
+        self.cascade = bool(cascade)
+        # what a fit depends on (its cache key, the saved options): the rate only when the cascade runs,
+        # so that without it rankers that differ only in keep share one self-fit
+        self.options["error_rate"] = self.error_rate if self.cascade else None
         self.interpolate = check_weight(where, interpolate)
         self.probe_layer = positive_integer(f"{where} ({encoder.model_name!r} has {encoder.num_layers} layers)",
                                             "probe_layer", probe_layer, encoder.num_layers)
