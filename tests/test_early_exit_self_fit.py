@@ -2,6 +2,7 @@
 state cached on disk and in memory by key (rankers.self_fit)."""
 import time
 
+import numpy as np
 import pandas as pd
 import pyterrier as pt
 import pytest
@@ -9,6 +10,8 @@ import pytest
 import pyterrier_gaia as gaia
 from pyterrier_gaia.cost.counts import report
 from pyterrier_gaia.energy.metered import one_off
+from pyterrier_gaia.energy.profile import DRAM_W_PER_GIB
+from pyterrier_gaia.energy.sensors import resident_gib
 from pyterrier_gaia.rankers.self_fit import SelfFit, collection_key, load_or_fit
 
 TOPICS = pd.DataFrame({"qid": ["1", "2"], "query": ["light", "radio"]})
@@ -53,6 +56,32 @@ def test_one_off_work_is_its_own_startup_record_and_left_out_of_the_call():
     assert first["kwh"] == pytest.approx(first["joules"] / 3.6e6)
     frame = stage.ledger.to_frame()
     assert frame.loc[~frame["startup"], "cpu_s"].max() < fit["cpu_s"]
+
+
+class GrowsAfterItsFit(pt.Transformer):
+    """A stage whose first call fits (0.4 CPU-s) and then holds 1 GiB more for the rest of the call."""
+
+    def __init__(self):
+        self.held = None
+
+    def transform(self, inp):
+        with one_off("fit"):
+            _burn(0.4)
+        self.held = np.ones(2 ** 27)                   # 1 GiB, touched: resident from here on
+        _burn(0.1)
+        return inp
+
+
+@pytest.mark.parametrize("accounting", ["process", "machine-share"])
+def test_memory_held_after_a_fit_is_not_charged_over_the_fit(accounting):
+    """The DRAM term integrates the resident set over time, so the fit's part of it comes out whole; read
+    at the end of the call instead, the 1 GiB held after the fit was charged over the fit's 0.4 s too."""
+    stage = gaia.Metered(GrowsAfterItsFit(), name="ranker", sensors="model", accounting=accounting)
+    stage(TOPICS)
+    fit, call = stage.ledger.records
+    most = DRAM_W_PER_GIB * resident_gib() * call["wall_s"]   # the most the call's own time can hold
+    assert 0 < call["joules_by"]["dram"] <= most * 1.05
+    assert fit["joules_by"]["dram"] > 0
 
 
 def test_one_off_is_taken_out_of_every_enclosing_call_and_recorded_in_the_innermost_ledger():

@@ -17,6 +17,10 @@ Named in every record (key ``accounting``), as CodeCarbon names its ``tracking_m
   (``/proc/stat``), smoothed over about a second: processes metering at once sum to the machine's
   whole, and a call is not charged for the time other jobs held the CPUs.
 
+In every mode the DRAM term reads :class:`ResidentClock`, the GiB-seconds the process has held resident,
+advanced at every start and end of a call: a call is charged the resident set over its time, not the
+one at its end, and one-off work inside it (``metered.one_off``) comes out of it whole.
+
 :class:`Accounting` applies a mode for one metered stage; :data:`ACCOUNTANT` is the process-wide
 bookkeeping of the calls open at once, shared by every stage of the process.
 """
@@ -25,6 +29,8 @@ import os
 import threading
 import time
 from typing import Dict, List, Optional, Sequence, Tuple
+
+from .sensors import resident_gib
 
 MODES = ("process", "threads", "machine-share")
 
@@ -72,24 +78,53 @@ def resolve_mode(mode: str) -> str:
     return mode
 
 
+class ResidentClock:
+    """The GiB-seconds this process has held resident since the clock started: the trapezoid over readings
+    of its resident set (``sensors.resident_gib``), one per :meth:`read`. Thread-safe."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.restart()
+
+    def restart(self) -> None:
+        """Start again from zero (in a forked child)."""
+        self._at: Optional[float] = None
+        self._gib = self._total = 0.0
+
+    def read(self) -> float:
+        """GiB-seconds held so far, up to now."""
+        now, gib = time.perf_counter(), resident_gib()
+        with self._lock:
+            if self._at is not None:
+                self._total += (now - self._at) * (self._gib + gib) / 2
+            self._at, self._gib = now, gib
+            return self._total
+
+
+#: the resident set this process has held over time, read at every start and end of a metered call
+RESIDENT = ResidentClock()
+
+
 class Usage:
-    """What one call is charged: CPU seconds, held seconds (of static and DRAM power), and per counter
-    sensor its joules by component (None in ``process`` mode: the sensor's own begin/end delta)."""
+    """What one call is charged: CPU seconds, held seconds (of static power), held GiB-seconds of resident
+    memory (of DRAM power), and per counter sensor its joules by component (None in ``process`` mode: the
+    sensor's own begin/end delta)."""
 
-    __slots__ = ("cpu_s", "held_s", "counted")
+    __slots__ = ("cpu_s", "held_s", "held_gib_s", "counted")
 
-    def __init__(self, cpu_s: float, held_s: float, counted: Optional[List[Dict[str, float]]] = None):
-        self.cpu_s, self.held_s, self.counted = cpu_s, held_s, counted
+    def __init__(self, cpu_s: float, held_s: float, held_gib_s: float,
+                 counted: Optional[List[Dict[str, float]]] = None):
+        self.cpu_s, self.held_s, self.held_gib_s, self.counted = cpu_s, held_s, held_gib_s, counted
 
 
 class _Window:
     """One open call in ``threads`` or ``machine-share`` mode, and what it has been charged so far."""
 
-    __slots__ = ("thread", "counters", "machine", "cpu_s", "held_s", "counted")
+    __slots__ = ("thread", "counters", "machine", "cpu_s", "held_s", "held_gib_s", "counted")
 
     def __init__(self, thread: int, counters: Sequence, machine: bool):
         self.thread, self.counters, self.machine = thread, counters, machine
-        self.cpu_s = self.held_s = 0.0
+        self.cpu_s = self.held_s = self.held_gib_s = 0.0
         self.counted = [{} for _ in counters]
 
 
@@ -144,7 +179,7 @@ class Accountant:
         self._open: List[_Window] = []
         self._clocks: Dict[int, List] = {}        # thread -> [clock id, last reading or None, open windows]
         self._counters: Dict[int, List] = {}      # id(sensor) -> [sensor, last reading, open windows]
-        self._now = self._cpu = 0.0
+        self._now = self._cpu = self._gib_s = 0.0
         self._closed_at: Optional[float] = None
 
     def open(self, counters: Sequence, machine: bool) -> _Window:
@@ -184,7 +219,7 @@ class Accountant:
                 self._closed_at = self._now
             elif len(self._clocks) == 1:                  # one thread left: its clock is not read until another opens
                 next(iter(self._clocks.values()))[1] = None
-        return Usage(window.cpu_s, window.held_s, window.counted)
+        return Usage(window.cpu_s, window.held_s, window.held_gib_s, window.counted)
 
     def _read_new_clocks(self) -> None:
         """Per-thread clocks are read only while calls are open on several threads (one thread takes all)."""
@@ -201,16 +236,18 @@ class Accountant:
 
     def _advance(self) -> None:
         """Charge the interval since the last event to the calls open during it (under the lock)."""
-        now, cpu = time.perf_counter(), time.process_time()
-        elapsed, process_s = now - self._now, cpu - self._cpu
-        self._now, self._cpu = now, cpu
+        now, cpu, gib_s = time.perf_counter(), time.process_time(), RESIDENT.read()
+        elapsed, process_s, resident_s = now - self._now, cpu - self._cpu, gib_s - self._gib_s
+        self._now, self._cpu, self._gib_s = now, cpu, gib_s
         if not self._open:
             return
         machine = self.machine.update(now, cpu) if any(window.machine for window in self._open) else 1.0
         if len(self._clocks) == 1 and not self._counters:  # the usual case, kept cheap: one thread takes everything
             for window in self._open:
+                part = machine if window.machine else 1.0
                 window.cpu_s += process_s
-                window.held_s += elapsed * (machine if window.machine else 1.0)
+                window.held_s += elapsed * part
+                window.held_gib_s += resident_s * part
             return
         if len(self._clocks) == 1:                         # one thread has calls open: it takes everything
             charged, share = dict.fromkeys(self._clocks, process_s), dict.fromkeys(self._clocks, 1.0)
@@ -226,6 +263,7 @@ class Accountant:
             part = share[window.thread] * (machine if window.machine else 1.0)
             window.cpu_s += charged[window.thread]
             window.held_s += elapsed * part
+            window.held_gib_s += resident_s * part
             for sensor, counted in zip(window.counters, window.counted):
                 delta, users = deltas[id(sensor)]
                 weight = part / users if users > 0 else 0.0
@@ -250,6 +288,7 @@ class Accountant:
         (a child's CPU clock starts from zero)."""
         self._lock = threading.Lock()
         self.machine = MachineShare(self.machine.path, self.machine.period_s, self.machine.memory_s)
+        RESIDENT.restart()
         self._reset()
 
 
@@ -269,17 +308,17 @@ class Accounting:
         self._states = [None] * len(self.sensors)
 
     def open(self):
-        """Start a call: the sensors' states and the process CPU clock (``process``), or the call's window
-        in the accountant."""
+        """Start a call: the sensors' states, the process CPU clock and the resident clock (``process``), or
+        the call's window in the accountant."""
         if self.mode == "process":
-            return [sensor.begin() for sensor in self.sensors], time.process_time()
+            return [sensor.begin() for sensor in self.sensors], time.process_time(), RESIDENT.read()
         return ACCOUNTANT.open(self._counters, self.mode == "machine-share")
 
     def close(self, opened, wall_s: float) -> Tuple[Dict[str, float], bool, float]:
         """End a call of ``wall_s`` seconds: (joules by component, short window, CPU seconds charged)."""
         if self.mode == "process":
-            states, started = opened
-            usage = Usage(time.process_time() - started, wall_s)
+            states, started, resident_from = opened
+            usage = Usage(time.process_time() - started, wall_s, RESIDENT.read() - resident_from)
         else:
             usage = ACCOUNTANT.close(opened)
             states = self._states
@@ -287,7 +326,8 @@ class Accounting:
         joules_by, short = {}, False
         for sensor, state in zip(self.sensors, states):
             given = next(counted) if usage.counted is not None and getattr(sensor, "counter", False) else None
-            reading, flagged = sensor.end(state, wall_s, usage.cpu_s, held_s=usage.held_s, counted=given)
+            reading, flagged = sensor.end(state, wall_s, usage.cpu_s, held_s=usage.held_s, counted=given,
+                                          held_gib_s=usage.held_gib_s)
             short = short or flagged
             for component, value in reading.items():
                 joules_by[component] = joules_by.get(component, 0.0) + value

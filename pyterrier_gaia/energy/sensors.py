@@ -1,9 +1,11 @@
 """Energy sensors: RAPL counters, NVML GPU counters, and the CPU power model.
 
 A sensor measures one window: ``state = sensor.begin()`` before the work, then
-``sensor.end(state, wall_s, cpu_s, held_s=None, counted=None)`` after it, which returns
-``(joules_by_component, short_window)``. ``held_s`` is the seconds of static and DRAM power the window
-is charged (its wall time unless an accounting mode shares it, see ``accounting.py``); a counter
+``sensor.end(state, wall_s, cpu_s, held_s=None, counted=None, held_gib_s=None)`` after it, which returns
+``(joules_by_component, short_window)``. ``held_s`` is the seconds of static power the window is charged
+(its wall time unless an accounting mode shares it, see ``accounting.py``), ``held_gib_s`` the
+GiB-seconds of resident memory it is charged DRAM power for (the resident set integrated over the
+window: ``accounting.ResidentClock``; None: the resident set now x ``held_s``); a counter
 sensor (``counter = True``: RAPL, NVML) is given in ``counted`` the joules its accounting mode charged
 the window from its counters (read with ``read()`` and ``delta()``) instead of its own begin/end delta.
 ``short_window`` is True when the window was shorter than the sensor's update period; such a
@@ -14,7 +16,7 @@ shared by many metered stages.
   counters, with wrap-around at ``max_energy_range_uj``. Machine-wide: it sees every process.
 - :class:`NvmlSensor` (method ``nvml``): ``nvmlDeviceGetTotalEnergyConsumption`` (mJ) summed over GPUs.
 - :class:`CpuPowerModel` (method ``model``): process CPU seconds x active W per logical CPU, plus
-  static W x wall, plus DRAM W/GiB x resident GiB x wall, from a :class:`PowerProfile`.
+  static W x wall, plus DRAM W/GiB x resident GiB-seconds, from a :class:`PowerProfile`.
 """
 import os
 import threading
@@ -41,7 +43,7 @@ class Sensor:
         raise NotImplementedError
 
     def end(self, state, wall_s: float, cpu_s: float, held_s: Optional[float] = None,
-            counted: Optional[Dict[str, float]] = None) -> Reading:
+            counted: Optional[Dict[str, float]] = None, held_gib_s: Optional[float] = None) -> Reading:
         """Joules by component over the window, and whether the window was shorter than the update period."""
         raise NotImplementedError
 
@@ -53,10 +55,10 @@ class Sensor:
 class CpuPowerModel(Sensor):
     """The CPU power model, for machines with no readable energy counter.
 
-    J = cpu_s x (1 - s) x TDP / logical CPUs  +  s x TDP x held_s  +  DRAM W/GiB x resident GiB x held_s
+    J = cpu_s x (1 - s) x TDP / logical CPUs  +  s x TDP x held_s  +  DRAM W/GiB x held_gib_s
 
-    with s the static fraction, ``held_s`` the window's wall time or its share of it (accounting modes);
-    the resident set size is the process's at the end of the window.
+    with s the static fraction, ``held_s`` the window's wall time or its share of it (accounting modes),
+    ``held_gib_s`` the process's resident set integrated over the window, or its share of it.
     """
 
     method = "model"
@@ -70,11 +72,13 @@ class CpuPowerModel(Sensor):
     def begin(self):
         return None
 
-    def end(self, state, wall_s: float, cpu_s: float, held_s: Optional[float] = None, counted=None) -> Reading:
+    def end(self, state, wall_s: float, cpu_s: float, held_s: Optional[float] = None, counted=None,
+            held_gib_s: Optional[float] = None) -> Reading:
         held_s = wall_s if held_s is None else held_s
+        held_gib_s = resident_gib() * held_s if held_gib_s is None else held_gib_s
         return {"cpu": cpu_s * self._active_w,
                 "static": self._static_w * held_s,
-                "dram": self._dram_w_per_gib * resident_gib() * held_s}, False
+                "dram": self._dram_w_per_gib * held_gib_s}, False
 
     def constants(self) -> Dict[str, object]:
         return self._constants
@@ -177,7 +181,7 @@ class RaplSensor(LockedState, Sensor):
         return self.read()
 
     def end(self, state, wall_s: float, cpu_s: float, held_s: Optional[float] = None,
-            counted: Optional[Dict[str, float]] = None) -> Reading:
+            counted: Optional[Dict[str, float]] = None, held_gib_s: Optional[float] = None) -> Reading:
         held_s = wall_s if held_s is None else held_s
         joules = self.delta(state, self.read()) if counted is None else dict(counted)
         for _, component, _ in self.domains:
@@ -240,7 +244,7 @@ class NvmlSensor(Sensor):
         return self.read()
 
     def end(self, state, wall_s: float, cpu_s: float, held_s: Optional[float] = None,
-            counted: Optional[Dict[str, float]] = None) -> Reading:
+            counted: Optional[Dict[str, float]] = None, held_gib_s: Optional[float] = None) -> Reading:
         held_s = wall_s if held_s is None else held_s
         short = wall_s < self.update_period_s
         if counted is not None:                       # shared by an accounting mode: per-GPU moves unknown
