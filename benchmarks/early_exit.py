@@ -12,6 +12,10 @@ record, and per layer the heads' cross-fitted error and margin against the top-1
 11th full-depth score) of the topics.
 
     .venv/bin/python benchmarks/early_exit.py [--collections vaswani cranfield cacm] [--topics N] [--error-rates 0.1 0.2 0.3]
+                                              [--depth 100] [--precision fp32] [--interpolate 0.3]
+
+``--precision int8`` runs every system on the int8 rung; ``--interpolate α`` fuses every system's scores
+with BM25's (and the cascade decides on the fused ranking).
 
 Bi-encoder mode (``--encoder bi``): the bundled MiniLM (6 layers) under several policies, heads fitted
 on pseudo-queries through BM25:
@@ -155,7 +159,7 @@ def cached_name(error_rate: float) -> str:
     return "EE defaults, heads cached" if error_rate == ERROR_RATE else f"EE error rate {error_rate:g}, heads cached"
 
 
-def cross_encoder_table(name, spec, depth, topics_count, error_rates, tmp):
+def cross_encoder_table(name, spec, depth, topics_count, error_rates, tmp, precision="fp32", interpolate=None):
     """Two metered gaia.Experiments on one ledger: the cross-encoder at full depth and early exit fitting
     itself; then early exit from heads cached by that fit (as a second run finds them). The table and the
     heads' report."""
@@ -164,13 +168,16 @@ def cross_encoder_table(name, spec, depth, topics_count, error_rates, tmp):
     topics = topics[topics["qid"].isin(qrels["qid"])].head(topics_count)
     index = gaia.LuceneIndex(Path(tmp) / name).index(ds.get_corpus_iter())
     bm25 = index.bm25(num_results=depth)
-    encoder = gaia.CrossEncoder()
+    encoder = gaia.CrossEncoder().at_precision(precision)
+    full = f"CE {precision} full depth"
     ledger = gaia.Ledger()
     runs = Path(tmp) / f"{name}-runs"
     runs.mkdir()                                             # pt.Experiment's save_dir must exist
     rankers, results = {}, []
-    for systems in ({"CE fp32 full depth": encoder.reranker(batch_size=32), FITTING: gaia.EarlyExitReRanker(encoder)},
-                    {cached_name(rate): gaia.EarlyExitReRanker(encoder, error_rate=rate) for rate in error_rates}):
+    for systems in ({full: encoder.reranker(batch_size=32, interpolate=interpolate),
+                     FITTING: gaia.EarlyExitReRanker(encoder, interpolate=interpolate)},
+                    {cached_name(rate): gaia.EarlyExitReRanker(encoder, error_rate=rate, interpolate=interpolate)
+                     for rate in error_rates}):
         rankers.update(systems)
         results.append(gaia.Experiment([bm25 >> ranker for ranker in systems.values()], topics, qrels,
                                        [pt.measures.nDCG @ 10], names=list(systems), ledger=ledger, sensors="model",
@@ -181,9 +188,9 @@ def cross_encoder_table(name, spec, depth, topics_count, error_rates, tmp):
     for system in rankers:
         mine = records[records["stage"].str.startswith(f"{system} / ") & ~records["startup"]]
         table.loc[system, "GFLOPs"] = sum(c.get("flops", 0) for c in mine["counts"]) / 1e9
-    table["FLOPs ÷"] = table.loc["CE fp32 full depth", "GFLOPs"] / table["GFLOPs"]
-    table["ΔnDCG@10"] = table["nDCG@10"] - table.loc["CE fp32 full depth", "nDCG@10"]
-    full_run = pt.io.read_results(str(runs / "CE fp32 full depth.res.gz"))
+    table["FLOPs ÷"] = table.loc[full, "GFLOPs"] / table["GFLOPs"]
+    table["ΔnDCG@10"] = table["nDCG@10"] - table.loc[full, "nDCG@10"]
+    full_run = pt.io.read_results(str(runs / f"{full}.res.gz"))
     for system in rankers:     # the share of the full-depth top 10 kept: what error_rate bounds
         table.loc[system, "top10 kept"] = top_overlap(pt.io.read_results(str(runs / f"{system}.res.gz")), full_run)
     fits = records[records["stage"].str.endswith("fit exit heads")]
@@ -209,6 +216,8 @@ def main():
     parser.add_argument("--depth", type=int, default=100)
     parser.add_argument("--error-rates", type=float, nargs="+", default=CACHED_ERROR_RATES,
                         help="error rates of the early-exit systems from cached heads (cross mode)")
+    parser.add_argument("--precision", choices=("fp32", "int8"), default="fp32", help="cross mode")
+    parser.add_argument("--interpolate", type=float, default=None, help="fuse with BM25 at this α (cross mode)")
     parser.add_argument("--queries", type=int, default=300, help="pseudo-queries to fit exit heads on")
     parser.add_argument("--heads", help="folder to keep exit heads in (default: a temporary folder)")
     parser.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
@@ -221,9 +230,11 @@ def main():
         with tempfile.TemporaryDirectory() as tmp:
             os.environ.setdefault("GAIA_CACHE", str(Path(tmp) / "cache"))   # a fresh fit, timed in its record
             tables = [cross_encoder_table(c, COLLECTIONS[c].format(data=args.data), args.depth, args.topics or 10 ** 6,
-                                          args.error_rates, tmp) for c in args.collections or ["vaswani", "cranfield", "cacm"]]
+                                          args.error_rates, tmp, args.precision, args.interpolate)
+                      for c in args.collections or ["vaswani", "cranfield", "cacm"]]
+        fused = "" if args.interpolate is None else f", fused with BM25 at α={args.interpolate:g}"
         print(f"\nEarly exit vs full depth: BM25 top {args.depth} re-ranked by the bundled cross-encoder "
-              f"(ms-marco-MiniLM-L-12-v2, fp32), k=10; energy modelled (no RAPL/NVML here)")
+              f"(ms-marco-MiniLM-L-12-v2, {args.precision}{fused}), k=10; energy modelled (no RAPL/NVML here)")
         print(pd.concat(tables).to_string(index=False, float_format=lambda v: f"{v:.4f}", na_rep=""))
         return
     args.collections = args.collections or ["vaswani", "cranfield"]

@@ -62,6 +62,15 @@ def fitted(tiny_bi, slice_candidates):
 
 
 @pytest.fixture(scope="module")
+def fitted_fused(tiny_bi, slice_candidates):
+    """``fitted``'s ranker fused with the first stage (α = 0.3), as the benchmarks run it."""
+    ranker = gaia.DiffusionReRanker(tiny_bi, depths=DEPTHS, weights=(1, 0, 1), agreements=(0.5, 1.1),
+                                    probe_depth=20, cascade=True, interpolate=0.3).fit(slice_candidates)
+    ranker.cost_model = known_costs(ranker)
+    return ranker
+
+
+@pytest.fixture(scope="module")
 def potential(fitted, slice_candidates):
     return fitted.potential(fitted.in_first_stage_order(slice_candidates))
 
@@ -506,9 +515,12 @@ def test_replay_gives_each_budget_its_ranking(fitted, slice_candidates):
     assert set(pseudo["qid"]) == set(ranked["qid"]) and len(pseudo) == len(ranked)
 
 
-def test_replay_runs_the_cascade_as_the_ranker_does(fitted, slice_candidates):
+@pytest.mark.parametrize("which", ["fitted", "fitted_fused"])
+def test_replay_runs_the_cascade_as_the_ranker_does(which, request, slice_candidates):
     """With the cascade on, the fit gives each precision its own exit heads, and replaying
-    a budget from scores through them drops the same candidates and ranks as the re-ranker running it."""
+    a budget from scores through them drops the same candidates and ranks as the re-ranker running it,
+    fused with the first stage or not."""
+    fitted = request.getfixturevalue(which)
     ranked = fitted.in_first_stage_order(slice_candidates)
     assert sorted(fitted.cascade_heads) == ["fp32", "int8"]
     assert [h.precision for h in fitted.cascade_heads.values()] == ["fp32", "int8"]

@@ -9,7 +9,8 @@ import pytest
 import pyterrier_gaia as gaia
 from pyterrier_gaia.cost.counts import counting
 from pyterrier_gaia.encoders import flops
-from pyterrier_gaia.rankers.early_exit import EarlyExitReRanker
+from pyterrier_gaia.rankers.early_exit import EarlyExitReRanker, layer_decision, query_output
+from pyterrier_gaia.rankers.fusion import fuse
 from pyterrier_gaia.rankers.exit_heads import (ExitHeads, LayerScorer, config_hash, head_features, in_order,
                                                layer_outputs, model_label)
 from tiny_models import tiny_bert
@@ -107,6 +108,26 @@ def test_cascade_keeps_the_top_k_and_drops_the_rest_at_zero_margin(tiny_cross, c
         assert sorted(ranking["doc_layers"]) == [1] * (12 - k) + [4] * k
     assert pruned.counts["flops"] < kept_all.counts["flops"]
     assert pruned.counts["tokens"] == kept_all.counts["tokens"] and pruned.counts["pairs"] == len(candidates)
+
+
+def test_with_fusion_the_cascade_keeps_what_the_fused_top_k_may_take():
+    """A candidate far below the k-th neural estimate but first in the first stage can still reach the
+    fused top k: with ``interpolate`` the decision ranks by fused estimates, its margin scaled to them."""
+    neural, first = np.array([10.0, 9.0, 8.0, 7.0, 0.0]), np.array([0.0, 0.0, 0.0, 0.0, 100.0])
+    _, top, drop = layer_decision(neural, None, np.inf, 1.5, 2, False)
+    assert list(top) == [0, 1] and drop.tolist() == [False, False, False, True, True]   # below 9 - 1.5
+    # fused at α = 0.5: [.5, .45, .4, .35, .5]; the margin 0.5 x 1.5 / 10 = 0.075 below the 2nd, 0.5
+    _, top, drop = layer_decision(neural, None, np.inf, 1.5, 2, False, first, 0.5)
+    assert list(top) == [0, 4] and drop.tolist() == [False, False, True, True, False]
+
+
+def test_output_fuses_the_estimates_then_puts_dropped_candidates_below_the_survivors():
+    scores, first = np.array([3.0, 2.0, 1.0, 5.0]), np.array([4.0, 3.0, 2.0, 1.0])
+    layers = np.array([4, 4, 4, 1])                      # the last was dropped after layer 1
+    plain = query_output(scores, None, None, layers, 4)
+    assert plain[:3].tolist() == [3.0, 2.0, 1.0] and plain[3] < 1.0
+    fused = query_output(scores, first, 0.5, layers, 4)
+    assert fused[:3] == pytest.approx(fuse(0.5, first, scores)[:3]) and fused[3] < fused[:3].min()
 
 
 def test_margins_bound_the_error_rate_on_held_out_queries_jointly(tiny_cross):

@@ -17,9 +17,9 @@ from . import diffusion_artifact
 from .budget_space import Budget, BudgetSpace
 from .columns import require_columns, require_values
 from .cost_calibration import calibrate_costs
-from .early_exit import EarlyExitReRanker, below_survivors, layer_decision
+from .early_exit import EarlyExitReRanker, layer_decision, query_output
 from .exit_heads import ExitHeads, LayerScorer, fitted_for, layer_outputs, model_label
-from .fusion import check_weight, fuse, in_query_order
+from .fusion import check_weight, in_query_order
 from .green_potential import CascadeWork, CostTerms, GreenPotential, LayerFraction, QueryCosts, Usefulness, r2
 from .langevin import langevin, query_noise, temperatures
 from .measures import ndcg
@@ -231,7 +231,7 @@ class DiffusionReRanker(pt.Transformer):
         if key not in self._rankers:
             self._rankers[key] = EarlyExitReRanker(
                 self.encoder_at(precision), k=self.k, agreement=1.0, cascade=self.cascade and heads is not None,
-                heads=heads, error_rate=self.error_rate, batch_size=self.batch_size)
+                heads=heads, error_rate=self.error_rate, batch_size=self.batch_size, interpolate=self.interpolate)
         return self._rankers[key]
 
     def heads_at(self, precision: str):
@@ -577,10 +577,7 @@ class DiffusionReRanker(pt.Transformer):
                 out[["score", "doc_layers", "exit_layer"]].to_numpy()
         ranked["layers"] = ranked.groupby("qid")["layers"].transform("max").astype("int64")
         ranked["doc_layers"] = ranked["doc_layers"].astype("int64")
-        score = ranked["neural"].copy()
-        if self.interpolate is not None:
-            picked = ranked[chosen]
-            score[chosen] = fuse(self.interpolate, picked["_first"], picked["neural"], picked["qid"])
+        score = ranked["neural"].copy()                  # fused by the early-exit re-ranker if interpolate
         floor = score.groupby(ranked["qid"]).transform("min")
         score[~chosen] = floor[~chosen] - 1 - (ranked["position"] - ranked["depth"])[~chosen]
         ranked["score"] = score.astype("float64")
@@ -613,14 +610,12 @@ def _replay(first: np.ndarray, layer_scores: np.ndarray, depth: int, agreement: 
         current[live], doc_layers[live] = scores[live, index], index + 1
         exits, previous, drop = layer_decision(current, previous, agreement,
                                                None if margins is None else margins[index + 1], k,
-                                               index == layers - 1)
+                                               index == layers - 1, first[:depth], interpolate)
         if exits:
             chosen = index
             break
         live &= ~drop
-    below_survivors(current, np.flatnonzero(doc_layers <= chosen), np.flatnonzero(doc_layers == chosen + 1))
-    if interpolate is not None:
-        current = fuse(interpolate, first[:depth], current)
+    current = query_output(current, first[:depth], interpolate, doc_layers, chosen + 1)
     order = np.argsort(-current, kind="stable")
     return np.concatenate([order, np.arange(depth, len(first))]), chosen, current, doc_layers
 

@@ -226,8 +226,7 @@ class EarlyExitReRanker(pt.Transformer):
             scores[rows], doc_layers[rows], exit_layer[rows] = self._rank_group(
                 scorer, out.iloc[rows], query_codes[rows], margins, thresholds[rows])
         report(pairs=len(out))
-        out["score"] = scores if self.interpolate is None else \
-            fuse(self.interpolate, first_stage, scores, out["qid"])
+        out["score"] = output_scores(scores, first_stage, self.interpolate, doc_layers, exit_layer, query_codes)
         out["exit_layer"], out["doc_layers"] = exit_layer, doc_layers
         out = in_query_order(pt.model.add_ranks(out), "rank")
         return out[self.transform_outputs(list(inp.columns))]
@@ -284,6 +283,7 @@ class EarlyExitReRanker(pt.Transformer):
         item_of_pair = inputs.item_of_pair
         run = encoder.layer_run(inputs, self.batch_size)
         first_stage = scorer.first_stage(group)
+        fused_with = None if self.interpolate is None else group["score"].to_numpy(dtype="float64")
         members = list(pd.Series(np.arange(len(group))).groupby(queries, sort=True).indices.values())
         scores = np.zeros(len(group))
         doc_layers = np.zeros(len(group), dtype=np.int64)
@@ -308,24 +308,33 @@ class EarlyExitReRanker(pt.Transformer):
                     continue
                 exits, previous[query], drop = layer_decision(
                     scores[mine], previous[query], thresholds[mine[0]], None if margins is None else margins[layer],
-                    self.k, layer == self.exits[-1])
+                    self.k, layer == self.exits[-1], None if fused_with is None else fused_with[mine],
+                    self.interpolate)
                 if exits:
                     exit_layer[query] = layer
                     live[mine] = False
                 else:
                     live[mine[drop]] = False
-        for query, mine in enumerate(members):
-            below_survivors(scores, mine[doc_layers[mine] < exit_layer[query]],
-                             mine[doc_layers[mine] == exit_layer[query]])
         return scores, doc_layers, exit_layer[queries]
 
 
-def layer_decision(scores: np.ndarray, previous, threshold: float, margin, k: int, last: bool):
+def layer_decision(scores: np.ndarray, previous, threshold: float, margin, k: int, last: bool,
+                   first=None, interpolate=None):
     """One query's decision after an exit layer, from its candidates' current ``scores`` (a dropped
     candidate's is its last estimate): ``(exits, top, drop)``: whether the query stops here (at the
     ``last`` layer, or when its top ``k`` shares at least ``threshold`` of the ``previous`` exit's top),
     its top k (positions in ``scores``), and which candidates the cascade drops (a bool mask: those more
-    than ``margin`` below the k-th score; none without a margin, or when the query stops)."""
+    than ``margin`` below the k-th score; none without a margin, or when the query stops).
+
+    With ``interpolate`` α, the query's ranking is the one it is output in, fused with the first stage's
+    scores ``first`` (:func:`~pyterrier_gaia.rankers.fusion.fuse`), and the margin, a bound on the
+    scores' errors, is scaled to it: (1 − α) · margin / the span of ``scores``. A candidate with a high
+    first-stage score is then kept where the output's top k may still take it."""
+    if interpolate is not None:
+        span = np.ptp(scores) if len(scores) else 0.0
+        if margin is not None:
+            margin = (1 - interpolate) * margin / span if span > 0 else np.inf
+        scores = fuse(interpolate, first, scores)
     ranked = np.argsort(-scores, kind="stable")
     top, drop = ranked[:k], np.zeros(len(scores), dtype=bool)
     if last or (previous is not None and top_overlap(top, previous) >= threshold):
@@ -334,6 +343,27 @@ def layer_decision(scores: np.ndarray, previous, threshold: float, margin, k: in
         rest = ranked[k:]
         drop[rest[scores[rest] < scores[top[-1]] - margin]] = True
     return False, top, drop
+
+
+def output_scores(scores: np.ndarray, first, interpolate, doc_layers: np.ndarray, exit_layer: np.ndarray,
+                  query_codes: np.ndarray) -> np.ndarray:
+    """Every query's output scores (:func:`query_output`); arrays by row, ``query_codes`` labelling queries."""
+    out = np.empty(len(scores))
+    for rows in pd.Series(np.arange(len(scores))).groupby(query_codes, sort=False).indices.values():
+        out[rows] = query_output(scores[rows], None if first is None else np.asarray(first)[rows], interpolate,
+                                 doc_layers[rows], exit_layer[rows[0]])
+    return out
+
+
+def query_output(scores: np.ndarray, first, interpolate, doc_layers: np.ndarray, exit_layer: int) -> np.ndarray:
+    """One query's output scores: its candidates' ``scores``, fused with the first stage's (``first``) at
+    weight ``interpolate`` unless it is None, then those the cascade dropped (fewer ``doc_layers`` than
+    the query's ``exit_layer``) moved below those that ran to it (:func:`below_survivors`). Fusing
+    first keeps the scale of the exact scores: the dropped candidates' estimates set the minimum, not
+    their shifted values."""
+    out = np.array(scores, dtype="float64") if interpolate is None else fuse(interpolate, first, scores)
+    below_survivors(out, np.flatnonzero(doc_layers < exit_layer), np.flatnonzero(doc_layers == exit_layer))
+    return out
 
 
 def below_survivors(scores: np.ndarray, dropped: np.ndarray, kept: np.ndarray) -> None:
