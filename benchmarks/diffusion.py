@@ -20,7 +20,7 @@ Per collection, one metered ``gaia.Experiment`` of:
 - ``gaia.DiffusionReRanker`` with its defaults (``keep=0.99``, no cascade inside its budgets, and
   ``interpolate`` as the reference),
   at each ``keep`` of ``--keeps``, and at fixed weights (1, 0, u) of ``--weights`` (none by default),
-  all sharing one self-fit.
+  all sharing one self-fit; with ``--cascade``, also with ``cascade=True`` (its own self-fit).
 
 Nothing is fitted on judgments: the diffusion re-ranker fits itself on its first call with enough
 queries (the experiment's own candidates, the full budget's scores as pseudo-labels) and that fit is
@@ -96,7 +96,7 @@ def fit_cascade_heads(ce, bm25, topics, collection):
               f"{collection!r}" if ranker.heads is not None else "cascade exit heads: too few topics to fit on")
 
 
-def collection_table(name, spec, topic_count, keeps, weights, depths, exits, tmp):
+def collection_table(name, spec, topic_count, keeps, weights, depths, exits, tmp, cascade=False):
     ds = gaia.datasets.get(spec)
     qrels = ds.get_qrels()
     topics = ds.get_topics()
@@ -110,6 +110,8 @@ def collection_table(name, spec, topic_count, keeps, weights, depths, exits, tmp
     variants = {"diffusion (defaults)": diffusion}
     variants.update({f"diffusion keep={keep:g}": diffusion.with_weights(keep=keep) for keep in keeps})
     variants.update({f"diffusion u={u:g}": diffusion.with_weights((1, 0, u)) for u in weights})
+    if cascade:                                                  # its own self-fit: the cascade is a fitted option
+        variants["diffusion cascade"] = gaia.DiffusionReRanker(ce, interpolate=alpha, collection=name, cascade=True)
     compared = [("BM25", "BM25", bm25), ("reference", "reference", bm25 >> ce.reranker(interpolate=alpha))]
     if "cascade" in exits and any(depth > K for depth in depths):     # some fixed budget has the cascade
         fit_cascade_heads(ce, bm25, topics, name)
@@ -166,6 +168,8 @@ def main():
     parser.add_argument("--depths", type=int, nargs="*", default=list(DEPTHS),
                         help="depths of the fixed budgets (none: the reference and the diffusion systems alone)")
     parser.add_argument("--exits", nargs="+", default=list(EXITS), choices=EXITS, help="exit settings of the fixed budgets")
+    parser.add_argument("--cascade", action="store_true",
+                        help="also the diffusion re-ranker with cascade=True (its own self-fit)")
     parser.add_argument("--figures", default=str(Path(__file__).resolve().parents[1] / "docs" / "figures"))
     parser.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
     args = parser.parse_args()
@@ -177,7 +181,7 @@ def main():
         os.environ.setdefault("GAIA_CACHE", str(Path(tmp) / "cache"))
         for name in args.collections:
             table = collection_table(name, COLLECTIONS[name].format(data=args.data), args.topics, args.keeps,
-                                     args.weights, args.depths, args.exits, tmp)
+                                     args.weights, args.depths, args.exits, tmp, args.cascade)
             path = gaia.plot_pareto(table, Path(args.figures) / f"diffusion-{name}.png", family="family", logx=True,
                                     title=f"{name}: nDCG@10 against modelled J/q (no RAPL/NVML)")
             front = gaia.pareto(table)
