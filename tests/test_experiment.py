@@ -141,8 +141,10 @@ def test_identical_systems_measure_alike_and_start_up_is_its_own_record(setting)
     for name in "abc":
         own = [r for r in ledger.records if r["stage"].startswith(name + " / ") and not r["startup"]]
         assert result.set_index("name").loc[name, "J/q"] == pytest.approx(sum(r["joules"] for r in own) / 10)
-        cpu[name] = sum(r["joules_by"]["cpu"] for r in own)      # modelled: CPU seconds x W per CPU
-    assert max(cpu.values()) < 3 * min(cpu.values()), cpu
+        cpu[name] = sum(r["cpu_s"] for r in own)
+    # the 0.5 CPU-s load is in no system's records (not a ratio between the systems' CPU times: BM25 over 10
+    # topics takes 0.02-0.16 s here and the JVM's background threads made one system 7x another once)
+    assert max(cpu.values()) < 0.5, cpu
     table = ledger.summary(by="system")
     assert table.index.tolist() == ["a / start-up", "b / start-up", "c / start-up", "a", "b", "c"]
 
