@@ -568,20 +568,20 @@ class DiffusionReRanker(pt.Transformer):
         budget_of = ranked["qid"].map(budgets)
         ranked = ranked.assign(depth=[b.depth for b in budget_of], precision=[b.precision for b in budget_of],
                                agreement=[b.agreement for b in budget_of], steps=steps,
-                               doc_layers=0, layers=0, neural=np.nan)
+                               doc_layers=0, layers=0, reranked=np.nan)
         chosen = ranked["position"] < ranked["depth"]
         for precision in ranked.loc[chosen, "precision"].unique():
             rows = ranked.index[chosen & (ranked["precision"] == precision)]
             out = self.early_exit(precision)(ranked.loc[rows].assign(_row=rows))
-            ranked.loc[out["_row"], ["neural", "doc_layers", "layers"]] = \
+            ranked.loc[out["_row"], ["reranked", "doc_layers", "layers"]] = \
                 out[["score", "doc_layers", "exit_layer"]].to_numpy()
         ranked["layers"] = ranked.groupby("qid")["layers"].transform("max").astype("int64")
         ranked["doc_layers"] = ranked["doc_layers"].astype("int64")
-        score = ranked["neural"].copy()                  # fused by the early-exit re-ranker if interpolate
+        score = ranked["reranked"].copy()        # the early-exit re-ranker's output (fused if interpolate)
         floor = score.groupby(ranked["qid"]).transform("min")
         score[~chosen] = floor[~chosen] - 1 - (ranked["position"] - ranked["depth"])[~chosen]
         ranked["score"] = score.astype("float64")
-        return in_query_order(pt.model.add_ranks(ranked.drop(columns=["neural", "_first", "position"])), "rank",
+        return in_query_order(pt.model.add_ranks(ranked.drop(columns=["reranked", "_first", "position"])), "rank",
                               queries=queries)
 
 

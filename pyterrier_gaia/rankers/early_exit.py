@@ -348,9 +348,9 @@ def layer_decision(scores: np.ndarray, previous, threshold: float, margin, k: in
 def output_scores(scores: np.ndarray, first, interpolate, doc_layers: np.ndarray, exit_layer: np.ndarray,
                   query_codes: np.ndarray) -> np.ndarray:
     """Every query's output scores (:func:`query_output`); arrays by row, ``query_codes`` labelling queries."""
-    out = np.empty(len(scores))
+    out, first = np.empty(len(scores)), None if first is None else np.asarray(first, dtype="float64")
     for rows in pd.Series(np.arange(len(scores))).groupby(query_codes, sort=False).indices.values():
-        out[rows] = query_output(scores[rows], None if first is None else np.asarray(first)[rows], interpolate,
+        out[rows] = query_output(scores[rows], None if first is None else first[rows], interpolate,
                                  doc_layers[rows], exit_layer[rows[0]])
     return out
 
