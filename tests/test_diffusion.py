@@ -5,6 +5,7 @@ mechanics on a tiny random BERT, behaviour on MiniLM and the bundled cross-encod
 20 for 10 Vaswani topics or fewer."""
 import copy
 import json
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -375,6 +376,10 @@ def test_too_few_queries_to_fit_on_say_how_many(tiny_bi, slice_candidates):
         out = ranker(two)  # a first call too small to fit on (an experiment's warm-up): the full budget
     assert ranker.usefulness is None and (out["depth"] == 20).all() and (out["layers"] == tiny_bi.num_layers).all()
     assert (out["steps"] == 0).all()
+    warm_up = gaia.Metered(ranker, name="warm-up", sensors="model", startup=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # none inside a start-up call (gaia.Experiment's warm-up)
+        pd.testing.assert_frame_equal(warm_up(two), out)
     lonely = slice_candidates[slice_candidates["rank"] == 0]
     with pytest.raises(ValueError, match=r"got 0 such queries \(of 10\)"):
         ranker.fit(lonely)

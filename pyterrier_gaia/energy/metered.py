@@ -174,6 +174,11 @@ class _Call:
 _calls: ContextVar = ContextVar("pyterrier_gaia_metered_calls", default=())
 
 
+def in_startup_call() -> bool:
+    """Whether this thread is inside a metered call marked ``startup`` (e.g. ``gaia.Experiment``'s warm-up)."""
+    return any(frame.metered.startup for frame in _calls.get())
+
+
 @contextmanager
 def one_off(name: str):
     """Mark the work inside as one-off (fitting on first use, a calibration), not part of the call.

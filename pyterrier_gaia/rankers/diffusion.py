@@ -11,6 +11,7 @@ import pyterrier as pt
 
 from ..cost.counts import report
 from ..encoders import precision as ladder
+from ..energy.metered import in_startup_call
 from ..checks import positive_integer, unit_interval
 from .. import __version__
 from . import diffusion_artifact
@@ -472,10 +473,11 @@ class DiffusionReRanker(pt.Transformer):
         ranked = self.in_first_stage_order(inp)
         available = ranked.groupby("qid", sort=True).size()
         if not self._fitted() and not self._enough_to_fit(ranked):
-            warnings.warn(f"DiffusionReRanker: {len(available)} queries are too few to fit on (it needs "
-                          f"{MIN_FIT_QUERIES} with {MIN_FIT_CANDIDATES} candidates or more); re-ranked them at the "
-                          f"full budget; it fits itself on its first call with enough (or call .fit, or .load "
-                          f"a fitted ranker)", RuntimeWarning, stacklevel=2)
+            if not in_startup_call():     # a warm-up of one topic is expected to be too small
+                warnings.warn(f"DiffusionReRanker: {len(available)} queries are too few to fit on (it needs "
+                              f"{MIN_FIT_QUERIES} with {MIN_FIT_CANDIDATES} candidates or more); re-ranked them at "
+                              f"the full budget; it fits itself on its first call with enough (or call .fit, or "
+                              f".load a fitted ranker)", RuntimeWarning, stacklevel=2)
             full = self.space.full
             budgets = {qid: Budget(min(full.depth, int(n)), full.precision, full.agreement)
                        for qid, n in available.items()}
