@@ -373,7 +373,7 @@ def test_too_few_queries_to_fit_on_say_how_many(tiny_bi, slice_candidates):
                                          r"queries.*\.fit\(candidates\).*DiffusionReRanker\.load"):
         ranker.fit(two)
     with pytest.warns(RuntimeWarning, match=r"2 queries are too few to fit on \(it needs 3 with 2 candidates"):
-        out = ranker(two)  # a first call too small to fit on (an experiment's warm-up): the full budget
+        out = ranker(two)  # a first call too small to fit on: the full budget, and a warning
     assert ranker.usefulness is None and (out["depth"] == 20).all() and (out["layers"] == tiny_bi.num_layers).all()
     assert (out["steps"] == 0).all()
     warm_up = gaia.Metered(ranker, name="warm-up", sensors="model", startup=True)
