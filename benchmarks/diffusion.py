@@ -20,7 +20,8 @@ Per collection, one metered ``gaia.Experiment`` of:
 - ``gaia.DiffusionReRanker`` with its defaults (``keep=0.99``, no cascade inside its budgets, and
   ``interpolate`` as the reference),
   at each ``keep`` of ``--keeps``, and at fixed weights (1, 0, u) of ``--weights`` (none by default),
-  all sharing one self-fit; with ``--cascade``, also with ``cascade=True`` (its own self-fit).
+  all sharing one self-fit; with ``--cascade``, also with ``cascade=True`` and with ``cascade="auto"``
+  (each its own self-fit; "auto" runs the way its first call predicts cheaper, the draws say which).
 
 Nothing is fitted on judgments: the diffusion re-ranker fits itself on its first call with enough
 queries (the experiment's own candidates, the full budget's scores as pseudo-labels) and that fit is
@@ -110,8 +111,10 @@ def collection_table(name, spec, topic_count, keeps, weights, depths, exits, tmp
     variants = {"diffusion (defaults)": diffusion}
     variants.update({f"diffusion keep={keep:g}": diffusion.with_weights(keep=keep) for keep in keeps})
     variants.update({f"diffusion u={u:g}": diffusion.with_weights((1, 0, u)) for u in weights})
-    if cascade:                                                  # its own self-fit: the cascade is a fitted option
-        variants["diffusion cascade"] = gaia.DiffusionReRanker(ce, interpolate=alpha, collection=name, cascade=True)
+    if cascade:                                                  # own self-fits: the cascade is a fitted option
+        variants.update({f"diffusion cascade{'' if way is True else ' auto'}":
+                         gaia.DiffusionReRanker(ce, interpolate=alpha, collection=name, cascade=way)
+                         for way in (True, "auto")})
     compared = [("BM25", "BM25", bm25), ("reference", "reference", bm25 >> ce.reranker(interpolate=alpha))]
     if "cascade" in exits and any(depth > K for depth in depths):     # some fixed budget has the cascade
         fit_cascade_heads(ce, bm25, topics, name)
@@ -136,7 +139,7 @@ def collection_table(name, spec, topic_count, keeps, weights, depths, exits, tmp
         print(f"{system} draws: u={drawn['u'].iloc[0]:g}, depth q25/q50/q75 "
               f"{'/'.join(f'{d:.0f}' for d in drawn['depth'].quantile([.25, .5, .75]))}, "
               f"int8 {(drawn['precision'] == 'int8').mean():.0%}, exits allowed (threshold <= 1) "
-              f"{(drawn['agreement'] <= 1).mean():.0%}")
+              f"{(drawn['agreement'] <= 1).mean():.0%}, cascade {drawn['cascade'].iloc[0]}")
     return table
 
 
@@ -169,7 +172,7 @@ def main():
                         help="depths of the fixed budgets (none: the reference and the diffusion systems alone)")
     parser.add_argument("--exits", nargs="+", default=list(EXITS), choices=EXITS, help="exit settings of the fixed budgets")
     parser.add_argument("--cascade", action="store_true",
-                        help="also the diffusion re-ranker with cascade=True (its own self-fit)")
+                        help="also the diffusion re-ranker with cascade=True and with cascade=\"auto\" (own self-fits)")
     parser.add_argument("--figures", default=str(Path(__file__).resolve().parents[1] / "docs" / "figures"))
     parser.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
     args = parser.parse_args()

@@ -16,6 +16,7 @@ import pyterrier_gaia as gaia
 from pyterrier_gaia.cost.counts import counting
 from pyterrier_gaia.rankers.budget_space import Budget, BudgetSpace
 from pyterrier_gaia.rankers.diffusion import U_CHOICES, pseudo_qrels
+from pyterrier_gaia.rankers.green_potential import CascadeWork
 from pyterrier_gaia.rankers.measures import ndcg, top_overlap
 from pyterrier_gaia.rankers.exit_heads import ExitHeads, config_hash, model_label
 from pyterrier_gaia.rankers.langevin import langevin, query_noise, temperatures
@@ -225,8 +226,9 @@ def test_seeded_and_independent_of_the_batch(fitted, slice_candidates):
 def test_budgets_are_the_draws_transform_reranks_with(fitted, slice_candidates):
     drawn = fitted.budgets(slice_candidates)
     used = fitted(slice_candidates).groupby("qid", sort=True)[["depth", "precision", "agreement"]].first()
-    assert list(drawn.columns) == ["qid", "depth", "precision", "agreement", "u"] and (drawn["u"] == 1).all()
-    pd.testing.assert_frame_equal(drawn.drop(columns="u").set_index("qid"), used, check_dtype=False)
+    assert list(drawn.columns) == ["qid", "depth", "precision", "agreement", "u", "cascade"]
+    assert (drawn["u"] == 1).all() and drawn["cascade"].all()          # cascade=True: it runs
+    pd.testing.assert_frame_equal(drawn.drop(columns=["u", "cascade"]).set_index("qid"), used, check_dtype=False)
 
 
 def test_u_is_solved_once_for_keep(fitted, slice_candidates, tmp_path):
@@ -397,7 +399,8 @@ def test_missing_columns_are_named(fitted, slice_candidates):
     (dict(precisions=["fp32", "fp32"]), "distinct precisions"), (dict(agreements=(0.9, 0.5)), "agreements="),
     (dict(precisions=["fp32", "nf5"]), "nf5"), (dict(interpolate=2), "interpolate="),
     (dict(probe_layer=9), "probe_layer=9"), (dict(probe_depth=-1), "probe_depth=-1"), (dict(steps=0), "steps=0"),
-    (dict(keep=1.5), "keep=1.5"), (dict(error_rate=-0.1), "error_rate=-0.1")])
+    (dict(keep=1.5), "keep=1.5"), (dict(error_rate=-0.1), "error_rate=-0.1"),
+    (dict(cascade="yes"), "cascade='yes'; expected True, False or \"auto\"")])
 def test_bad_options_are_named(tiny_bi, options, message):
     with pytest.raises(ValueError, match=message):
         gaia.DiffusionReRanker(tiny_bi, **options)
@@ -552,9 +555,33 @@ def test_replay_runs_the_cascade_as_the_ranker_does(which, request, slice_candid
     assert (charged < potential.costs.absolute(full, potential.query_costs)[0]).all()
 
 
+def test_auto_cascade_fits_both_ways_from_one_run_and_runs_the_cheaper(tiny_bi, slice_candidates, tmp_path):
+    """cascade="auto": one run of every layer (the cascade's heads fitted on it) fits Û both ways, the
+    way without the cascade as a ranker without it fits it; the first call runs the way whose draws
+    the cost model predicts cheaper for ``keep``, and a saved ranker keeps that way."""
+    auto = gaia.DiffusionReRanker(tiny_bi, depths=DEPTHS, keep=0.5, cascade="auto").fit(slice_candidates)
+    auto.cost_model = known_costs(auto)
+    plain = gaia.DiffusionReRanker(tiny_bi, depths=DEPTHS, keep=0.5).fit(slice_candidates)
+    assert sorted(auto.variants) == [False, True] and sorted(auto.cascade_heads) == ["fp32", "int8"]
+    assert auto.variants[True]["usefulness"].info["target"].endswith("(with the cascade)")
+    np.testing.assert_allclose(auto.variants[False]["usefulness"].weights, plain.usefulness.weights)
+    for share, cheaper in ((0.1, True), (3.0, False)):     # the cascade's layer work, as a share of its candidates'
+        ranker = auto.with_weights()
+        work = {p: {d: share for d in shares} for p, shares in auto.variants[True]["cascade_work"].table.items()}
+        ranker.variants = {**auto.variants,
+                           True: {**auto.variants[True], "cascade_work": CascadeWork(work, auto.space)}}
+        out = ranker(slice_candidates)
+        assert ranker.solved_cascade is cheaper and ranker.cascade is cheaper
+        assert (ranker.budgets(slice_candidates)["cascade"] == cheaper).all()
+        loaded = gaia.DiffusionReRanker.load(ranker.save(tmp_path / f"dr-{share}"), tiny_bi)
+        assert loaded.solved_cascade is cheaper and loaded.cascade is cheaper
+        pd.testing.assert_frame_equal(loaded(slice_candidates), out)
+        assert ranker.with_weights(keep=0.6).solved_cascade is None      # chosen again for another keep
+
+
 def test_usefulness_reports_held_out_r2_across_queries(fitted):
     info = fitted.usefulness.info
-    assert info["target"] == "nDCG@10 against the full budget's scores" and info["folds"] == 4
+    assert info["target"] == "nDCG@10 against the full budget's scores (with the cascade)" and info["folds"] == 4
     assert info["r2_budget"] == "Budget(depth=9, precision='fp32', agreement=1.1)"  # of 5, 7, 9, 11, 15, 20
     assert {"r2_train", "r2_held_out", "r2_across_queries", "target_spread_across_queries"} <= set(info)
 

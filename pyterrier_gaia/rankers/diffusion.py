@@ -4,6 +4,7 @@ import copy
 import numbers
 import platform
 import warnings
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -78,13 +79,15 @@ class DiffusionReRanker(pt.Transformer):
     where it does not, and a query's budget does not depend on the queries it is called with. A number
     u is used as given. The draw is rounded to a runnable budget and the query's top ``depth``
     candidates are re-ranked by a :class:`gaia.EarlyExitReRanker` at that precision and exit threshold,
-    and with ``cascade=True`` its per-document cascade (off by default: on the three collections it
-    saved nothing or lost effectiveness, docs/diffusion.md): a candidate stops once its exit head's estimate
+    and with ``cascade=True`` its per-document cascade: a candidate stops once its exit head's estimate
     falls more than a margin below the query's k-th, the margins calibrated so that a document of
     the full top k is dropped with probability at most ``error_rate`` (default ``1 - keep``: the
     cascade may lose a top-k document no more often than the budget may lose effectiveness); each
     precision's heads are fitted with Û, from the same run, and Û and the cost terms see what the
-    cascade saves and loses.
+    cascade saves and loses. With ``cascade="auto"`` Û is fitted both ways from that one run, and the
+    first call that draws budgets keeps the way whose draws the cost model predicts cheaper for
+    ``keep`` (``solved_cascade``, saved with the ranker): the cascade was cheaper for as much
+    nDCG@10 on Vaswani and Cranfield, dearer on CACM (docs/diffusion.md).
     The others keep their first-stage order below them. With ``interpolate=α`` scores are fused as in
     ``ReRanker``.
 
@@ -119,7 +122,9 @@ class DiffusionReRanker(pt.Transformer):
         self.keep = unit_interval(where, "keep", keep)
         # the cascade may lose a top-k document at most as often as the budget may lose effectiveness
         self.error_rate = round(1 - self.keep, 12) if error_rate is None else unit_interval(where, "error_rate", error_rate)
-        self.cascade = bool(cascade)
+        self.cascade_option = _check_cascade(cascade)
+        # whether the cascade runs: with "auto", while fitting (its heads are fitted), then as chosen
+        self.cascade = self.cascade_option is not False
         # what a fit depends on (its cache key, the saved options): the rate only when the cascade runs,
         # so that without it rankers that differ only in keep share one self-fit
         self.options["error_rate"] = self.error_rate if self.cascade else None
@@ -151,6 +156,8 @@ class DiffusionReRanker(pt.Transformer):
         self._rankers = {}
         self.usefulness, self.layers = None, None
         self.cascade_heads, self.cascade_work = {}, None   # fitted with Û when the cascade is on
+        self.variants = {}   # cascade on/off -> its fitted Û, layers and cascade work (both ways for "auto")
+        self.solved_cascade = None   # "auto": whether the cascade runs, chosen on the first call
         self.cost_model = cost_model
         self.solved_u = None   # u solved for keep on the first call (when weights leave u None)
 
@@ -210,12 +217,13 @@ class DiffusionReRanker(pt.Transformer):
 
     def with_weights(self, weights=None, keep=None) -> "DiffusionReRanker":
         """The same fitted re-ranker (models shared) under other ``weights`` (a, c, u; u=None: solved for
-        ``keep``) and/or another ``keep``; what is not given stays."""
+        ``keep``) and/or another ``keep``; what is not given stays (u and, for ``cascade="auto"``, the
+        cascade are chosen again on its first call)."""
         other = copy.copy(self)
         other.weights = self.weights if weights is None else _check_weights(weights)
         other.keep = self.keep if keep is None else unit_interval("DiffusionReRanker", "keep", keep)
         other.options = {**self.options, "weights": other.weights, "keep": other.keep}
-        other.solved_u = None
+        other.solved_u = other.solved_cascade = None
         return other
 
     def encoder_at(self, precision: str):
@@ -228,7 +236,7 @@ class DiffusionReRanker(pt.Transformer):
         """The early-exit re-ranker that runs budgets at ``precision`` (thresholds per query; the
         per-document cascade when it is on and there are heads at ``precision``)."""
         heads = self.heads_at(precision)
-        key = (precision, None if heads is None else id(heads))
+        key = (precision, None if heads is None else id(heads), self.cascade)
         if key not in self._rankers:
             self._rankers[key] = EarlyExitReRanker(
                 self.encoder_at(precision), k=self.k, agreement=1.0, cascade=self.cascade and heads is not None,
@@ -301,15 +309,34 @@ class DiffusionReRanker(pt.Transformer):
         _check_qrels(qrels)
         folds = positive_integer("DiffusionReRanker.fit", "folds", folds)
         ranked = self._fit_sample(self.in_first_stage_order(candidates), "DiffusionReRanker.fit")
-        self.cascade_heads = {}
+        self.cascade_heads, self.variants, self.solved_cascade = {}, {}, None
+        self.cascade = self.cascade_option is not False     # "auto" fits the heads too
         scores = {p: self.layer_scores(p, ranked) for p in self.space.precisions}
         signals = self.signals(ranked)
         grid = self.space.grid()
-        table, pseudo = self.replay(ranked, scores, grid)
-        target = ndcg(list(zip(table["qid"], table["ranking"])), qrels if qrels is not None else pseudo, self.k)
-        self.fit_usefulness(signals, table, grid, target, folds,
-                            f"nDCG@{self.k} against " + ("qrels" if qrels is not None else "the full budget's scores"))
+        against = "qrels" if qrels is not None else "the full budget's scores"
+        for cascade in self._cascade_ways():
+            self.cascade = cascade
+            table, pseudo = self.replay(ranked, scores, grid)
+            target = ndcg(list(zip(table["qid"], table["ranking"])), qrels if qrels is not None else pseudo, self.k)
+            self.fit_usefulness(signals, table, grid, target, folds, f"nDCG@{self.k} against {against}"
+                                + (" (with the cascade)" if cascade else ""))
+            self.variants[cascade] = self._variant()
         return self
+
+    def _cascade_ways(self):
+        """The ways a fit replays budgets: with the cascade and without for "auto", else the one asked for."""
+        return (True, False) if self.cascade_option == "auto" else (self.cascade_option,)
+
+    def _variant(self) -> dict:
+        return {"usefulness": self.usefulness, "layers": self.layers, "cascade_work": self.cascade_work}
+
+    def use_variant(self, cascade: bool) -> None:
+        """Run with the cascade on or off (``cascade``), with what was fitted for that way."""
+        fitted = self.variants[cascade]
+        self.cascade = cascade
+        self.usefulness, self.layers, self.cascade_work = (fitted[name] for name in ("usefulness", "layers",
+                                                                                      "cascade_work"))
 
     def fit_usefulness(self, signals: np.ndarray, table: pd.DataFrame, grid, target, folds: int = 4,
                        described: str = "") -> np.ndarray:
@@ -512,7 +539,7 @@ class DiffusionReRanker(pt.Transformer):
         if self.usefulness is None:
             key = {**common, "collection": collection_key(self.collection, sample["docno"], sample["text"]),
                    "options": {name: self.options[name] for name in FITTED_OPTIONS + SAMPLING_OPTIONS},
-                   "target": PSEUDO_LABELS, "fit": USEFULNESS_FIT}
+                   "target": PSEUDO_LABELS, "fit": USEFULNESS_FIT, "ways": list(self._cascade_ways())}
             self.use_state(self._self_fit.get(key, lambda: {**self.fit(sample).fitted_state(), "cost_model": None}))
         if self.cost_model is None:
             key = {**common, "options": {name: self.options[name] for name in COST_OPTIONS}}
@@ -520,49 +547,86 @@ class DiffusionReRanker(pt.Transformer):
                 self, sample, queries=self.calibration_queries, seed=self.seed))
 
     def fitted_state(self) -> dict:
-        """What the ranker fitted: ``usefulness``, ``layers``, the cascade's ``heads`` (precision -> its
-        exit heads) and ``cascade_work``, and ``cost_model``."""
-        return {"usefulness": self.usefulness, "layers": self.layers, "heads": self.cascade_heads,
-                "cascade_work": self.cascade_work, "cost_model": self.cost_model}
+        """What the ranker fitted: ``variants`` (cascade on/off -> the ``usefulness``, ``layers`` and
+        ``cascade_work`` fitted for that way; both ways for ``cascade="auto"``), the cascade's ``heads``
+        (precision -> its exit heads) and ``cost_model``."""
+        variants = dict(self.variants)
+        if self.usefulness is not None:
+            variants[self.cascade] = self._variant()
+        return {"variants": variants, "heads": self.cascade_heads, "cost_model": self.cost_model}
 
     def use_state(self, state: dict) -> None:
-        """Take a fitted state (:meth:`fitted_state`; a None cost model leaves the ranker's own)."""
-        self.layers, self.usefulness = state["layers"], state["usefulness"]
-        self.cascade_heads, self.cascade_work = dict(state["heads"]), state["cascade_work"]
+        """Take a fitted state (:meth:`fitted_state`; a None cost model leaves the ranker's own), running
+        the way ``solved_cascade`` says, else without the cascade if that was fitted."""
+        self.variants, self.cascade_heads = dict(state["variants"]), dict(state["heads"])
+        way = self.solved_cascade if self.solved_cascade is not None else False
+        self.use_variant(way if way in self.variants else next(iter(self.variants)))
         if state["cost_model"] is not None:
             self.cost_model = state["cost_model"]
 
     def budgets(self, candidates: pd.DataFrame) -> pd.DataFrame:
         """The budget drawn for each query of ``candidates`` (as :meth:`transform` would draw it, without
         re-ranking): one row per qid with its ``depth``, ``precision`` and ``agreement`` threshold, and the
-        usefulness weight ``u`` drawn with (solved for ``keep`` unless the ranker's weights fix it)."""
+        usefulness weight ``u`` drawn with (solved for ``keep`` unless the ranker's weights fix it) and
+        whether the ``cascade`` runs (chosen on the first call for ``cascade="auto"``)."""
         self._check(list(candidates.columns))
         ranked = self.in_first_stage_order(candidates)
         self.fit_on_first_use(ranked)
         drawn, u = self._budgets(ranked, ranked.groupby("qid", sort=True).size())
         return pd.DataFrame([{"qid": qid, "depth": b.depth, "precision": b.precision, "agreement": b.agreement,
-                              "u": u} for qid, b in drawn.items()])
+                              "u": u, "cascade": self.cascade} for qid, b in drawn.items()])
 
     def _budgets(self, ranked: pd.DataFrame, available: pd.Series):
         """(qid -> the rounded Langevin draw for that query, its depth capped by its ``available``
         candidates; the u drawn with). u: :attr:`u`, else solved now for ``keep`` over these queries and
-        kept as ``solved_u``."""
+        kept as ``solved_u``; with ``cascade="auto"``, the cascade is chosen now too (:meth:`_choose_cascade`)."""
         top = ranked[ranked["position"] < self.space.depths[1]].reset_index(drop=True)
+        draws = (self._choose_cascade if self.cascade_option == "auto" and self.solved_cascade is None
+                 else self._draws)(top, available)
+        if self.weights[2] is None:
+            self.solved_u = draws.u
+        return draws.budgets, draws.u
+
+    def _draws(self, top: pd.DataFrame, available: pd.Series) -> "_Draws":
+        """The rounded draws of the queries of ``top`` (their top candidates) at :attr:`u`, or, while u is
+        to be solved, at the smallest of :data:`U_CHOICES` whose draws keep ``keep`` by Û on average."""
         qids = list(available.index)
         potential = self.potential(top)
-        known = self.u
-        for u in U_CHOICES if known is None else (known,):
+        for u in U_CHOICES if self.u is None else (self.u,):
             potential.u = u
             budgets = {qid: self.space.round(point, int(available[qid]))
                        for qid, point in zip(qids, self.draw(potential, qids))}
-            if known is not None:
-                break
             points = np.array([self.space.point(budget) for budget in budgets.values()])
-            if potential.usefulness.value(potential.signals, points).mean() >= self.keep:
+            kept = float(potential.usefulness.value(potential.signals, points).mean())
+            if self.u is not None or kept >= self.keep:
                 break
-        if known is None:
-            self.solved_u = u
-        return budgets, u
+        return _Draws(budgets, u, potential, points, kept)
+
+    def _choose_cascade(self, top: pd.DataFrame, available: pd.Series) -> "_Draws":
+        """``cascade="auto"``: draw both ways and keep (``solved_cascade``) the way whose draws keep ``keep``
+        by its Û for the least a·Ê + c·L̂ the cost model predicts (relative to the full budget without
+        the cascade, for both), or, when neither way keeps it, the way that keeps more; ties, no cascade.
+        Which way is cheaper depends on the collection: on Vaswani and Cranfield the cascade's draws were
+        1.4x and 1.9x cheaper for as much nDCG@10, on CACM 1.4x dearer (docs/diffusion.md)."""
+        drawn = {}
+        for cascade in (False, True):
+            self.use_variant(cascade)
+            drawn[cascade] = self._draws(top, available)
+        plain = drawn[False].potential
+        full = np.tile(self.space.point(self.space.full), (len(available), 1))
+        reference, _ = plain.costs.absolute(full, plain.query_costs)
+        reference = np.where(reference > 0, reference, 1.0)
+        a, c, _ = self.weights
+
+        def rank(cascade):
+            draws = drawn[cascade]
+            cost, _ = draws.potential.costs.absolute(draws.points, draws.potential.query_costs)
+            seconds, joules = (cost / reference).mean(axis=0)
+            keeps = draws.kept >= self.keep
+            return (not keeps, a * joules + c * seconds if keeps else -draws.kept)
+        self.solved_cascade = min((False, True), key=rank)
+        self.use_variant(self.solved_cascade)
+        return drawn[self.solved_cascade]
 
     def _rerank(self, ranked: pd.DataFrame, budgets, steps: int, queries: pd.Series) -> pd.DataFrame:
         """Re-rank each query's top ``depth`` candidates with its budget (drawn in ``steps`` Langevin
@@ -585,6 +649,23 @@ class DiffusionReRanker(pt.Transformer):
         ranked["score"] = score.astype("float64")
         return in_query_order(pt.model.add_ranks(ranked.drop(columns=["reranked", "_first", "position"])), "rank",
                               queries=queries)
+
+
+class _Draws(NamedTuple):
+    """One call's rounded draws (qid -> budget), the u and potential drawn with, their points and Û's mean."""
+    budgets: dict
+    u: float
+    potential: GreenPotential
+    points: np.ndarray
+    kept: float
+
+
+def _check_cascade(cascade):
+    """True, False or "auto"; else a ValueError."""
+    if cascade == "auto" or isinstance(cascade, (bool, np.bool_)):
+        return cascade if cascade == "auto" else bool(cascade)
+    raise ValueError(f"DiffusionReRanker: cascade={cascade!r}; expected True, False or \"auto\" (the ranker "
+                     f"chooses per collection, on its first call, the way the cost model predicts cheaper)")
 
 
 def _check_weights(weights):

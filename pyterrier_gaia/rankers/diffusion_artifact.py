@@ -27,7 +27,7 @@ def save(ranker, path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     write_meta(folder, FORMAT, ranker.encoder)
     meta = {"encoder": fitted_for(ranker.encoder), "options": ranker.options,
-            "heads": ranker.heads is not None, "solved_u": ranker.solved_u}
+            "heads": ranker.heads is not None, "solved_u": ranker.solved_u, "solved_cascade": ranker.solved_cascade}
     (folder / "diffusion.json").write_text(json.dumps(meta, indent=1, default=_plain))
     save_state(ranker.fitted_state(), folder)
     if ranker.heads is not None:
@@ -51,9 +51,9 @@ def load(cls, path, encoder, **options):
                          f"with them); fit a new one instead")
     heads = ExitHeads.load(next((folder / "heads").glob("*.npz")), encoder) if meta["heads"] else None
     ranker = cls(encoder, heads=heads, **{**meta["options"], **options})
+    if not {"weights", "keep"} & set(options):     # else they are solved again for them
+        ranker.solved_u, ranker.solved_cascade = meta["solved_u"], meta["solved_cascade"]
     ranker.use_state(load_state(folder, ranker.space))
-    if not {"weights", "keep"} & set(options):     # else it is solved again for them
-        ranker.solved_u = meta.get("solved_u")
     return ranker
 
 
@@ -62,15 +62,23 @@ FITTED_OPTIONS = ("depths", "precisions", "agreements", "k", "cascade", "error_r
                   "probe_layer")
 
 
+#: a fitted way's name in the files of a saved state (cascade on, off)
+WAYS = {True: "cascade", False: "no-cascade"}
+
+
 def save_state(state: dict, folder: Path) -> None:
-    """Write a ranker's fitted state (``usefulness``, ``layers``, the cascade's ``heads`` and
-    ``cascade_work``, and ``cost_model`` unless None) to ``folder``."""
-    useful, layers, work = state["usefulness"], state["layers"], state["cascade_work"]
-    meta = {"usefulness_info": useful.info,
+    """Write a ranker's fitted state (per way, cascade on/off, its ``usefulness``, ``layers`` and
+    ``cascade_work``; the cascade's ``heads``; ``cost_model`` unless None) to ``folder``."""
+    meta = {}
+    for cascade, fitted in state["variants"].items():
+        useful, layers, work = fitted["usefulness"], fitted["layers"], fitted["cascade_work"]
+        meta[WAYS[cascade]] = {
+            "usefulness_info": useful.info,
             "layers": {"thresholds": layers.thresholds.tolist(), "fractions": layers.fractions.tolist()},
             "cascade_work": None if work is None else work.table}
+        np.savez(folder / f"usefulness-{WAYS[cascade]}.npz", weights=useful.weights, mean=useful.mean,
+                 std=useful.std)
     (folder / "fitted.json").write_text(json.dumps(meta, indent=1, default=_plain))
-    np.savez(folder / "usefulness.npz", weights=useful.weights, mean=useful.mean, std=useful.std)
     for precision, heads in state["heads"].items():
         (folder / CASCADE_HEADS).mkdir(exist_ok=True)
         heads.write(folder / CASCADE_HEADS / f"{precision}.npz")
@@ -81,14 +89,20 @@ def save_state(state: dict, folder: Path) -> None:
 def load_state(folder: Path, space) -> dict:
     """The fitted state :func:`save_state` wrote to ``folder``, for a ranker's budget ``space``."""
     meta = json.loads((Path(folder) / "fitted.json").read_text())
-    layers = LayerFraction(dict(zip(meta["layers"]["thresholds"], meta["layers"]["fractions"])), space)
-    with np.load(Path(folder) / "usefulness.npz") as stored:
-        usefulness = Usefulness(stored["weights"], stored["mean"], stored["std"], layers, meta["usefulness_info"])
+    variants = {}
+    for cascade, way in WAYS.items():
+        if way in meta:
+            fitted = meta[way]
+            layers = LayerFraction(dict(zip(fitted["layers"]["thresholds"], fitted["layers"]["fractions"])), space)
+            with np.load(Path(folder) / f"usefulness-{way}.npz") as stored:
+                usefulness = Usefulness(stored["weights"], stored["mean"], stored["std"], layers,
+                                        fitted["usefulness_info"])
+            work = fitted["cascade_work"]
+            variants[cascade] = {"usefulness": usefulness, "layers": layers,
+                                 "cascade_work": None if work is None else CascadeWork(work, space)}
     heads = {path.stem: ExitHeads.load(path) for path in sorted((Path(folder) / CASCADE_HEADS).glob("*.npz"))}
-    work = meta.get("cascade_work")
     costs = Path(folder) / COST_MODEL_FILE
-    return {"usefulness": usefulness, "layers": layers, "heads": heads,
-            "cascade_work": None if work is None else CascadeWork(work, space),
+    return {"variants": variants, "heads": heads,
             "cost_model": load_cost_model(folder) if costs.is_file() else None}
 
 
