@@ -86,8 +86,8 @@ class DiffusionReRanker(pt.Transformer):
     precision's heads are fitted with Û, from the same run, and Û and the cost terms see what the
     cascade saves and loses. With ``cascade="auto"`` Û is fitted both ways from that one run, and the
     first call that draws budgets keeps the way whose draws the cost model predicts cheaper for
-    ``keep`` (``solved_cascade``, saved with the ranker): the cascade was cheaper for as much
-    nDCG@10 on Vaswani and Cranfield, dearer on CACM (docs/diffusion.md).
+    ``keep`` (``solved_cascade``, saved with the ranker): which is cheaper depends on the collection,
+    and on the host whose timings calibrate the cost model (docs/diffusion.md).
     The others keep their first-stage order below them. With ``interpolate=α`` scores are fused as in
     ``ReRanker``.
 
@@ -605,9 +605,7 @@ class DiffusionReRanker(pt.Transformer):
     def _choose_cascade(self, top: pd.DataFrame, available: pd.Series) -> "_Draws":
         """``cascade="auto"``: draw both ways and keep (``solved_cascade``) the way whose draws keep ``keep``
         by its Û for the least a·Ê + c·L̂ the cost model predicts (relative to the full budget without
-        the cascade, for both), or, when neither way keeps it, the way that keeps more; ties, no cascade.
-        Which way is cheaper depends on the collection: on Vaswani and Cranfield the cascade's draws were
-        1.4x and 1.9x cheaper for as much nDCG@10, on CACM 1.4x dearer (docs/diffusion.md)."""
+        the cascade, for both), or, when neither way keeps it, the way that keeps more; ties, no cascade."""
         drawn = {}
         for cascade in (False, True):
             self.use_variant(cascade)
