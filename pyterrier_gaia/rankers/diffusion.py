@@ -462,13 +462,17 @@ class DiffusionReRanker(pt.Transformer):
     def potential(self, ranked_top: pd.DataFrame) -> GreenPotential:
         """The green potential of each query of ``ranked_top`` (its top candidates, first-stage order), at the
         ranker's :attr:`u` (the smallest of :data:`U_CHOICES` while u is still to be solved for ``keep``)."""
+        return self._potential(self.signals(ranked_top), self._query_costs(ranked_top))
+
+    def _potential(self, signals: np.ndarray, query_costs: QueryCosts) -> GreenPotential:
+        """:meth:`potential` from the queries' ``signals`` and ``query_costs`` (the same whether the cascade runs)."""
         self._require_fitted()
         terms = CostTerms(self.cost_model, [self.cost_stage(p) for p in self.space.precisions], self.space,
                           self.encoder, [self.encoder_at(p).weight_bytes for p in self.space.precisions],
                           self.batch_size, self.layers, self.cascade_work if self.cascade else None)
         a, c, _ = self.weights
         return GreenPotential((a, c, U_CHOICES[0] if self.u is None else self.u), self.usefulness, terms,
-                              self.signals(ranked_top), self._query_costs(ranked_top))
+                              signals, query_costs)
 
     def draw(self, potential: GreenPotential, qids) -> np.ndarray:
         """Langevin draws (queries x 3 points of the unit cube), from the full budget, with a step of
@@ -581,17 +585,18 @@ class DiffusionReRanker(pt.Transformer):
         candidates; the u drawn with). u: :attr:`u`, else solved now for ``keep`` over these queries and
         kept as ``solved_u``; with ``cascade="auto"``, the cascade is chosen now too (:meth:`_choose_cascade`)."""
         top = ranked[ranked["position"] < self.space.depths[1]].reset_index(drop=True)
-        draws = (self._choose_cascade if self.cascade_option == "auto" and self.solved_cascade is None
-                 else self._draws)(top, available)
+        if self.cascade_option == "auto" and self.solved_cascade is None:
+            draws = self._choose_cascade(top, available)
+        else:
+            draws = self._draws(self.potential(top), available)
         if self.weights[2] is None:
             self.solved_u = draws.u
         return draws.budgets, draws.u
 
-    def _draws(self, top: pd.DataFrame, available: pd.Series) -> "_Draws":
-        """The rounded draws of the queries of ``top`` (their top candidates) at :attr:`u`, or, while u is
-        to be solved, at the smallest of :data:`U_CHOICES` whose draws keep ``keep`` by Û on average."""
+    def _draws(self, potential: GreenPotential, available: pd.Series) -> "_Draws":
+        """The rounded draws of the queries of ``available`` (qid order, as ``potential``'s) at :attr:`u`, or,
+        while u is to be solved, at the smallest of :data:`U_CHOICES` whose draws keep ``keep`` by Û on average."""
         qids = list(available.index)
-        potential = self.potential(top)
         for u in U_CHOICES if self.u is None else (self.u,):
             potential.u = u
             budgets = {qid: self.space.round(point, int(available[qid]))
@@ -606,19 +611,16 @@ class DiffusionReRanker(pt.Transformer):
         """``cascade="auto"``: draw both ways and keep (``solved_cascade``) the way whose draws keep ``keep``
         by its Û for the least a·Ê + c·L̂ the cost model predicts (relative to the full budget without
         the cascade, for both), or, when neither way keeps it, the way that keeps more; ties, no cascade."""
-        drawn = {}
+        signals, query_costs, drawn = self.signals(top), self._query_costs(top), {}
         for cascade in (False, True):
             self.use_variant(cascade)
-            drawn[cascade] = self._draws(top, available)
-        plain = drawn[False].potential
-        full = np.tile(self.space.point(self.space.full), (len(available), 1))
-        reference, _ = plain.costs.absolute(full, plain.query_costs)
-        reference = np.where(reference > 0, reference, 1.0)
+            drawn[cascade] = self._draws(self._potential(signals, query_costs), available)
+        reference = drawn[False].potential.costs.full_budget(query_costs)
         a, c, _ = self.weights
 
         def rank(cascade):
             draws = drawn[cascade]
-            cost, _ = draws.potential.costs.absolute(draws.points, draws.potential.query_costs)
+            cost, _ = draws.potential.costs.absolute(draws.points, query_costs)
             seconds, joules = (cost / reference).mean(axis=0)
             keeps = draws.kept >= self.keep
             return (not keeps, a * joules + c * seconds if keeps else -draws.kept)
@@ -660,8 +662,10 @@ class _Draws(NamedTuple):
 
 def _check_cascade(cascade):
     """True, False or "auto"; else a ValueError."""
-    if cascade == "auto" or isinstance(cascade, (bool, np.bool_)):
-        return cascade if cascade == "auto" else bool(cascade)
+    if isinstance(cascade, (bool, np.bool_)):
+        return bool(cascade)
+    if isinstance(cascade, str) and cascade == "auto":
+        return cascade
     raise ValueError(f"DiffusionReRanker: cascade={cascade!r}; expected True, False or \"auto\" (the ranker "
                      f"chooses per collection, on its first call, the way the cost model predicts cheaper)")
 

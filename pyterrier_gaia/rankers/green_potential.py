@@ -269,11 +269,16 @@ class CostTerms:
         gradient[:, :, 1] = (value[1] - value[0]) * max(rungs - 1, 0)
         return cost, gradient
 
-    def relative(self, x: np.ndarray, costs: QueryCosts):
-        """Costs and gradients relative to each query's full budget (the first rung, deepest, strictest)."""
-        full = np.tile(self.space.point(self.space.full), (len(x), 1))
+    def full_budget(self, costs: QueryCosts) -> np.ndarray:
+        """(seconds, joules) per query at its full budget (the first rung, deepest, strictest), n x 2, a
+        zero replaced by 1: what :meth:`relative` divides by."""
+        full = np.tile(self.space.point(self.space.full), (len(costs.doc_tokens), 1))
         reference, _ = self.absolute(full, costs)
-        reference = np.where(reference > 0, reference, 1.0)
+        return np.where(reference > 0, reference, 1.0)
+
+    def relative(self, x: np.ndarray, costs: QueryCosts):
+        """Costs and gradients relative to each query's full budget (:meth:`full_budget`)."""
+        reference = self.full_budget(costs)
         cost, gradient = self.absolute(x, costs)
         return cost / reference, gradient / reference[:, :, None]
 
