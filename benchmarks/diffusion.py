@@ -23,10 +23,12 @@ Per collection, one metered ``gaia.Experiment`` of:
   all sharing one self-fit; with ``--cascade``, also with ``cascade=True`` and with ``cascade="auto"``
   (each its own self-fit; "auto" runs the way its first call predicts cheaper, the draws say which).
 
-Nothing is fitted on judgments: the diffusion re-ranker fits itself on its first call with enough
-queries (the experiment's own candidates, the full budget's scores as pseudo-labels) and that fit is
-metered as its own one-off record, out of J/q (as are every system's warm-up calls); the run uses a fresh
-gaia cache (unless GAIA_CACHE is set), so the fit is this run's own. Judgments only
+Nothing is fitted on judgments: each diffusion re-ranker fits itself as its first call would (the
+experiment's own candidates, the full budget's scores as pseudo-labels), before the experiment and metered
+as its own one-off records, so that every system of the experiment is measured in the same process: a fit
+made inside the experiment would leave the systems after it a larger resident set, and the modelled DRAM
+term charges each call the process's (docs/diffusion.md). The run uses a fresh gaia cache (unless
+GAIA_CACHE is set), so the fits are this run's own. Judgments only
 evaluate, and choose between the plain and the fused reference. Energy is modelled (CPU seconds x
 per-core power + static and DRAM shares; no RAPL or NVML here), so J/q follows CPU time, and a busy
 machine's wall times are long. The goals (issue 13): the diffusion re-ranker keeps >= 99% of the
@@ -97,6 +99,16 @@ def fit_cascade_heads(ce, bm25, topics, collection):
               f"{collection!r}" if ranker.heads is not None else "cascade exit heads: too few topics to fit on")
 
 
+def fit_diffusion(variants, candidates) -> pd.DataFrame:
+    """Let each diffusion ranker fit itself on ``candidates`` as its first call would (the same queries: u,
+    and for "auto" the cascade, are solved on them too), metered into a ledger of its own; its records."""
+    ledger = gaia.Ledger()
+    for system, ranker in variants.items():
+        gaia.Metered(pt.apply.generic(ranker.budgets), name=system, sensors="model", ledger=ledger,
+                     startup=True)(candidates)
+    return ledger.to_frame()
+
+
 def collection_table(name, spec, topic_count, keeps, weights, depths, exits, tmp, cascade=False):
     ds = gaia.datasets.get(spec)
     qrels = ds.get_qrels()
@@ -120,14 +132,14 @@ def collection_table(name, spec, topic_count, keeps, weights, depths, exits, tmp
         fit_cascade_heads(ce, bm25, topics, name)
     compared += fixed_budgets(ce, bm25, alpha, depths, exits, name)
     compared += [(system, "diffusion", bm25 >> ranker) for system, ranker in variants.items()]
+    fits = fit_diffusion(variants, bm25(topics))
     ledger = gaia.Ledger()
     table = gaia.Experiment([p for _, _, p in compared], topics, qrels, [pt.measures.nDCG @ 10, "mrt"],
                             names=[n for n, _, _ in compared], sensors="model", ledger=ledger)
     table = table.assign(family=[f for _, f, _ in compared], collection=name, reference=kind)
     info = diffusion.usefulness.info
-    records = ledger.to_frame()
-    fit = records[records["stage"].str.contains(" / fit diffusion")]      # Û and the cost calibration
-    print(f"diffusion self-fit: {info['queries']} queries, {fit['wall_s'].sum():.0f} s, {fit['joules'].sum():.0f} J "
+    fit = fits[fits["stage"].str.contains(" / fit diffusion")]          # Û and the cost calibration
+    print(f"diffusion self-fits: {info['queries']} queries, {fit['wall_s'].sum():.0f} s, {fit['joules'].sum():.0f} J "
           f"(one-off records, modelled); Û held-out R² {info['r2_held_out']:.3f} over (query, budget), "
           f"{info['r2_across_queries']:.3f} across queries at {info['r2_budget']} "
           f"(target spread across queries {info['target_spread_across_queries']:.3f}); reads the query signals: "
