@@ -27,7 +27,7 @@ Nothing is fitted on judgments: each diffusion re-ranker fits itself as its firs
 experiment's own candidates, the full budget's scores as pseudo-labels), before the experiment and metered
 as its own one-off records, so that every system of the experiment is measured in the same process: a fit
 made inside the experiment would leave the systems after it a larger resident set, and the modelled DRAM
-term charges each call the process's (docs/diffusion.md). The run uses a fresh gaia cache (unless
+term charges each call the process's (docs/energy.md). The run uses a fresh gaia cache (unless
 GAIA_CACHE is set), so the fits are this run's own. Judgments only
 evaluate, and choose between the plain and the fused reference. Energy is modelled (CPU seconds x
 per-core power + static and DRAM shares; no RAPL or NVML here), so J/q follows CPU time, and a busy
