@@ -99,14 +99,16 @@ def fit_cascade_heads(ce, bm25, topics, collection):
               f"{collection!r}" if ranker.heads is not None else "cascade exit heads: too few topics to fit on")
 
 
-def fit_diffusion(variants, candidates) -> pd.DataFrame:
+def fit_diffusion(variants, candidates):
     """Let each diffusion ranker fit itself on ``candidates`` as its first call would (the same queries: u,
-    and for "auto" the cascade, are solved on them too), metered into a ledger of its own; its records."""
+    and for "auto" the cascade, are solved on them too), metered into a ledger of its own. Returns that
+    ledger's records and each system's draws (``budgets()``; the experiment draws the same: u is kept and
+    draws are seeded per query)."""
     ledger = gaia.Ledger()
-    for system, ranker in variants.items():
-        gaia.Metered(pt.apply.generic(ranker.budgets), name=system, sensors="model", ledger=ledger,
-                     startup=True)(candidates)
-    return ledger.to_frame()
+    drawn = {system: gaia.Metered(pt.apply.generic(ranker.budgets), name=system, sensors="model", ledger=ledger,
+                                  startup=True)(candidates)
+             for system, ranker in variants.items()}
+    return ledger.to_frame(), drawn
 
 
 def collection_table(name, spec, topic_count, keeps, weights, depths, exits, tmp, cascade=False):
@@ -132,7 +134,7 @@ def collection_table(name, spec, topic_count, keeps, weights, depths, exits, tmp
         fit_cascade_heads(ce, bm25, topics, name)
     compared += fixed_budgets(ce, bm25, alpha, depths, exits, name)
     compared += [(system, "diffusion", bm25 >> ranker) for system, ranker in variants.items()]
-    fits = fit_diffusion(variants, bm25(topics))
+    fits, draws = fit_diffusion(variants, bm25(topics))
     ledger = gaia.Ledger()
     table = gaia.Experiment([p for _, _, p in compared], topics, qrels, [pt.measures.nDCG @ 10, "mrt"],
                             names=[n for n, _, _ in compared], sensors="model", ledger=ledger)
@@ -145,9 +147,7 @@ def collection_table(name, spec, topic_count, keeps, weights, depths, exits, tmp
           f"(target spread across queries {info['target_spread_across_queries']:.3f}); reads the query signals: "
           f"{info['reads_signals']} (held-out R² with {info['r2_held_out_with_signals']:.3f}, without "
           f"{info['r2_held_out_without_signals']:.3f})")
-    candidates = bm25(topics)
-    for system, ranker in variants.items():
-        drawn = ranker.budgets(candidates)
+    for system, drawn in draws.items():
         print(f"{system} draws: u={drawn['u'].iloc[0]:g}, depth q25/q50/q75 "
               f"{'/'.join(f'{d:.0f}' for d in drawn['depth'].quantile([.25, .5, .75]))}, "
               f"int8 {(drawn['precision'] == 'int8').mean():.0%}, exits allowed (threshold <= 1) "
